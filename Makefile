@@ -1,0 +1,73 @@
+# The two commands the README promises: `make demo` and `make test`. Both set everything up
+# themselves (virtualenv, packages, collection path) so that a fresh clone needs only Python 3.11+.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# ansible finds the collection through a link whose path ends in ansible_collections/ductape/webhooks.
+COLLECTIONS := $(CURDIR)/.build/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/ductape/webhooks
+
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_FORCE_COLOR := false
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help venv collection demo test test-server test-unit test-integration test-role \
+        test-sanity test-docs test-lint test-build clean
+
+help:
+	@echo "make demo   - start ductape-local, register the example webhooks, show the result"
+	@echo "make test   - every check the project has (what CI runs)"
+
+$(STAMP): requirements-dev.txt server/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements-dev.txt -e ./server
+	$(BIN)/python -c "import ansible, requests, ductape_local"
+	touch $@
+
+venv: $(STAMP)
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn $(CURDIR) $@
+
+collection: venv $(COLLECTION_LINK)
+
+demo: collection
+	$(BIN)/python scripts/demo.py
+
+test: test-server test-unit test-integration test-role test-sanity test-docs test-lint test-build
+	@echo "make test: every check passed"
+
+test-server: venv
+	$(BIN)/python -m pytest -q server/tests
+
+test-unit: collection
+	$(BIN)/python -m pytest -q tests/unit
+
+test-integration: collection
+	$(BIN)/python -m pytest -q tests/integration
+
+test-role: collection
+	scripts/test-role.sh
+
+test-sanity: collection
+	scripts/test-sanity.sh
+
+test-docs: collection
+	scripts/test-docs.sh
+
+test-lint: collection
+	scripts/test-lint.sh
+
+test-build: collection
+	scripts/test-build.sh
+
+clean:
+	rm -rf .build tests/output

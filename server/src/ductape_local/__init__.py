@@ -1,0 +1,1 @@
+"""ductape-local: a Ductape-compatible webhook control plane and middleware on SQLite."""

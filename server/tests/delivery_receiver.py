@@ -1,0 +1,121 @@
+"""A product's receiver for the middleware tests: a real HTTP server on a free port that records
+every request it gets and answers from a script (fail the first N, ask to retry later, never answer)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    at: float
+
+    def header(self, name: str) -> str | None:
+        values = [value for key, value in self.headers if key.lower() == name.lower()]
+        return ", ".join(values) if values else None
+
+    def header_names(self) -> set[str]:
+        return {key.lower() for key, _ in self.headers}
+
+
+@dataclass
+class Answer:
+    """One scripted answer; ``hang`` keeps the request open until the receiver is closed."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    hang: bool = False
+
+
+class Receiver:
+    def __init__(self, script: list[Answer] | None = None, default: Answer | None = None):
+        self._script = list(script or [])
+        self._default = default or Answer()
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        self._released = threading.Event()
+        self.requests: list[Received] = []
+        self.hung = 0
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> "Receiver":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._released.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def set_default(self, answer: Answer) -> None:
+        with self._lock:
+            self._default = answer
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
+        """Blocks until ``count`` requests (answered or hanging) have arrived; fails the test if not."""
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while len(self.requests) + self.hung < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"receiver got {len(self.requests) + self.hung} requests, expected {count}"
+                    )
+                self._arrived.wait(remaining)
+            return list(self.requests)
+
+    def _next_answer(self) -> Answer:
+        return self._script.pop(0) if self._script else self._default
+
+    def _handler_class(self):
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                with receiver._lock:
+                    answer = receiver._next_answer()
+                    if answer.hang:
+                        receiver.hung += 1
+                    else:
+                        receiver.requests.append(
+                            Received(
+                                self.command, self.path, list(self.headers.items()), body, time.time()
+                            )
+                        )
+                    receiver._arrived.notify_all()
+                if answer.hang:
+                    receiver._released.wait()
+                    return
+                self.send_response(answer.status)
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+            def log_message(self, *args) -> None:  # keep test output quiet
+                pass
+
+        return Handler

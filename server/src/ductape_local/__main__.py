@@ -1,0 +1,3 @@
+from ductape_local.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,22 @@
+"""How one ductape-local process was asked to run."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    db_path: Path
+    public_url: str
+    seed_path: Path | None = None
+    test_mode: bool = False
+    provider_timeout: float = 5.0
+
+
+def default_public_url(host: str, port: int) -> str:
+    # A wildcard bind address is not something a provider could call back on.
+    reachable_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    if ":" in reachable_host:
+        reachable_host = f"[{reachable_host}]"
+    return f"http://{reachable_host}:{port}"

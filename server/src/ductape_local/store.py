@@ -1,0 +1,256 @@
+"""Everything ductape-local keeps, in one SQLite file (WAL mode).
+
+Each operation opens its own connection, so request threads never share one. Writes run inside
+`BEGIN IMMEDIATE`, which takes SQLite's write lock up front: two writers for the same registration
+key run one after the other, and the second sees what the first wrote.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid as uuid_module
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from ductape_local.auth_digest import auth_digest, stored_auth
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS catalog (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    document TEXT NOT NULL,
+    loaded_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS registrations (
+    uuid TEXT PRIMARY KEY,
+    product TEXT NOT NULL,
+    access_tag TEXT NOT NULL,
+    webhook_tag TEXT NOT NULL,
+    product_env TEXT NOT NULL,
+    app_env TEXT NOT NULL,
+    url TEXT NOT NULL,
+    method TEXT NOT NULL,
+    auth TEXT NOT NULL,
+    auth_digest TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 0,
+    provider_status TEXT,
+    provider_http_status INTEGER,
+    provider_at TEXT,
+    provider_error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    deleted_at TEXT
+);
+-- At most one live registration per key; deleted ones stay behind as tombstones.
+CREATE UNIQUE INDEX IF NOT EXISTS registrations_live_key
+    ON registrations (product, access_tag, webhook_tag, product_env) WHERE deleted_at IS NULL;
+"""
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class RegistrationKey:
+    product: str
+    access_tag: str
+    webhook_tag: str
+    product_env: str
+
+
+@dataclass(frozen=True)
+class ProviderRegistration:
+    status: str
+    http_status: int | None
+    at: str
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Registration:
+    uuid: str
+    product: str
+    access_tag: str
+    webhook_tag: str
+    product_env: str
+    app_env: str
+    url: str
+    method: str
+    auth: dict[str, Any]
+    auth_digest: str
+    active: bool
+    provider_registration: ProviderRegistration | None
+    created_at: str
+    updated_at: str
+    deleted_at: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Registration":
+        provider = None
+        if row["provider_status"] is not None:
+            provider = ProviderRegistration(
+                status=row["provider_status"],
+                http_status=row["provider_http_status"],
+                at=row["provider_at"],
+                error=row["provider_error"],
+            )
+        return cls(
+            uuid=row["uuid"],
+            product=row["product"],
+            access_tag=row["access_tag"],
+            webhook_tag=row["webhook_tag"],
+            product_env=row["product_env"],
+            app_env=row["app_env"],
+            url=row["url"],
+            method=row["method"],
+            auth=json.loads(row["auth"]),
+            auth_digest=row["auth_digest"],
+            active=bool(row["active"]),
+            provider_registration=provider,
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            deleted_at=row["deleted_at"],
+        )
+
+
+@dataclass(frozen=True)
+class UpsertOutcome:
+    registration: Registration
+    created: bool
+    changed: bool
+
+
+class Store:
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        with self.connect() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(SCHEMA)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout=30000")
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction holding SQLite's write lock from its first statement."""
+        with self.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # The catalog (what the seed declared).
+
+    def save_catalog(self, document: dict[str, Any]) -> None:
+        with self.write() as conn:
+            conn.execute(
+                "INSERT INTO catalog (id, document, loaded_at) VALUES (1, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET document = excluded.document, loaded_at = excluded.loaded_at",
+                (json.dumps(document, sort_keys=True), utc_now()),
+            )
+
+    def load_catalog(self) -> dict[str, Any] | None:
+        with self.connect() as conn:
+            row = conn.execute("SELECT document FROM catalog WHERE id = 1").fetchone()
+        return json.loads(row["document"]) if row else None
+
+    # Registrations.
+
+    def upsert_registration(
+        self, key: RegistrationKey, app_env: str, url: str, method: str, auth: dict[str, Any] | None
+    ) -> UpsertOutcome:
+        """Create or update the live registration for `key`; auth None keeps the stored auth."""
+        now = utc_now()
+        with self.write() as conn:
+            row = self._live_row(conn, key)
+            if row is None:
+                new_auth = stored_auth(auth)
+                conn.execute(
+                    "INSERT INTO registrations (uuid, product, access_tag, webhook_tag, product_env, app_env, url,"
+                    " method, auth, auth_digest, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (str(uuid_module.uuid4()), key.product, key.access_tag, key.webhook_tag, key.product_env,
+                     app_env, url, method, json.dumps(new_auth), auth_digest(new_auth), now, now),
+                )
+                return UpsertOutcome(Registration.from_row(self._live_row(conn, key)), created=True, changed=True)
+            new_auth = json.loads(row["auth"]) if auth is None else stored_auth(auth)
+            new_digest = auth_digest(new_auth)
+            if (row["url"], row["method"], row["auth_digest"], row["app_env"]) == (url, method, new_digest, app_env):
+                return UpsertOutcome(Registration.from_row(row), created=False, changed=False)
+            conn.execute(
+                "UPDATE registrations SET app_env = ?, url = ?, method = ?, auth = ?, auth_digest = ?, updated_at = ?"
+                " WHERE uuid = ?",
+                (app_env, url, method, json.dumps(new_auth), new_digest, now, row["uuid"]),
+            )
+            return UpsertOutcome(Registration.from_row(self._live_row(conn, key)), created=False, changed=True)
+
+    def record_provider_registration(self, uuid: str, result: ProviderRegistration) -> Registration | None:
+        with self.write() as conn:
+            conn.execute(
+                "UPDATE registrations SET provider_status = ?, provider_http_status = ?, provider_at = ?,"
+                " provider_error = ? WHERE uuid = ?",
+                (result.status, result.http_status, result.at, result.error, uuid),
+            )
+            row = conn.execute("SELECT * FROM registrations WHERE uuid = ?", (uuid,)).fetchone()
+        return Registration.from_row(row) if row else None
+
+    def live_registrations(self, product: str, access_tag: str, webhook_tags: list[str]) -> list[Registration]:
+        if not webhook_tags:
+            return []
+        marks = ",".join("?" * len(webhook_tags))
+        with self.connect() as conn:
+            rows = conn.execute(
+                f"SELECT * FROM registrations WHERE product = ? AND access_tag = ? AND webhook_tag IN ({marks})"
+                " AND deleted_at IS NULL ORDER BY created_at, uuid",
+                (product, access_tag, *webhook_tags),
+            ).fetchall()
+        return [Registration.from_row(row) for row in rows]
+
+    def get_registration(self, uuid: str, include_deleted: bool = True) -> Registration | None:
+        """A registration by uuid; with include_deleted, tombstones too (their deleted_at is set)."""
+        query = "SELECT * FROM registrations WHERE uuid = ?"
+        if not include_deleted:
+            query += " AND deleted_at IS NULL"
+        with self.connect() as conn:
+            row = conn.execute(query, (uuid,)).fetchone()
+        return Registration.from_row(row) if row else None
+
+    def soft_delete(self, uuid: str) -> Registration | None:
+        """Turn a live registration into a tombstone; None when there is no live one."""
+        now = utc_now()
+        with self.write() as conn:
+            changed = conn.execute(
+                "UPDATE registrations SET deleted_at = ?, updated_at = ? WHERE uuid = ? AND deleted_at IS NULL",
+                (now, now, uuid),
+            ).rowcount
+            row = conn.execute("SELECT * FROM registrations WHERE uuid = ?", (uuid,)).fetchone()
+        return Registration.from_row(row) if changed else None
+
+    def mark_active(self, uuid: str) -> bool:
+        """Record that an event reached the registration's url; False when it is unknown or deleted."""
+        with self.write() as conn:
+            return conn.execute(
+                "UPDATE registrations SET active = 1 WHERE uuid = ? AND deleted_at IS NULL", (uuid,)
+            ).rowcount == 1
+
+    @staticmethod
+    def _live_row(conn: sqlite3.Connection, key: RegistrationKey) -> sqlite3.Row | None:
+        return conn.execute(
+            "SELECT * FROM registrations WHERE product = ? AND access_tag = ? AND webhook_tag = ?"
+            " AND product_env = ? AND deleted_at IS NULL",
+            (key.product, key.access_tag, key.webhook_tag, key.product_env),
+        ).fetchone()

@@ -1,0 +1,73 @@
+"""Shared fixtures: one ductape-local (example seed) per module, and a small authenticated client."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+
+from ductape_local.testing import LocalServer
+
+PRODUCT = "my-product"
+STRIPE = "stripe-payments"
+
+
+class Api:
+    """requests against one server, with its access key unless told otherwise."""
+
+    def __init__(self, server: LocalServer, key: str | None = "default"):
+        self.server = server
+        self.key = server.access_key if key == "default" else key
+
+    def call(self, method: str, path: str, *, key: str | None = "default", **kwargs: Any) -> requests.Response:
+        key = self.key if key == "default" else key
+        headers = dict(kwargs.pop("headers", {}))
+        if key is not None:
+            headers.setdefault("Authorization", f"Bearer {key}")
+        return requests.request(method, self.server.url + path, headers=headers, timeout=30, **kwargs)
+
+    def register(self, webhook_tag: str = "payment_succeeded", envs: list[dict[str, Any]] | None = None,
+                 **overrides: Any) -> requests.Response:
+        body = {"product": PRODUCT, "access_tag": STRIPE, "webhook_tag": webhook_tag,
+                "envs": envs if envs is not None else [{"slug": "prd", "url": "https://api.example.com/hook"}]}
+        body.update(overrides)
+        return self.call("POST", "/webhooks/v1/register", json=body)
+
+    def generate_link(self, **overrides: Any) -> requests.Response:
+        body = {"product": PRODUCT, "access_tag": STRIPE, "webhook_tag": "payment_succeeded", "env": "dev",
+                "url": "http://127.0.0.1:9/hook", "method": "POST"}
+        body.update(overrides)
+        return self.call("POST", "/webhooks/v1/generate-link", json=body)
+
+    def webhooks(self, **params: Any) -> requests.Response:
+        params = {"product": PRODUCT, "access_tag": STRIPE, **params}
+        return self.call("GET", "/webhooks/v1/webhooks", params=params)
+
+    def delete(self, uuid: str, **kwargs: Any) -> requests.Response:
+        return self.call("DELETE", f"/webhooks/v1/registrations/{uuid}", **kwargs)
+
+
+@pytest.fixture(scope="module")
+def server():
+    with LocalServer() as running:
+        yield running
+
+
+@pytest.fixture
+def api(server: LocalServer) -> Api:
+    return Api(server)
+
+
+def data_of(response: requests.Response, status: int = 200) -> Any:
+    body = response.json()
+    assert response.status_code == status, body
+    assert body["status"] is True and body["meta"] is not None, body
+    return body["data"]
+
+
+def error_of(response: requests.Response, status: int) -> str:
+    body = response.json()
+    assert response.status_code == status, body
+    assert body["status"] is False and body["meta"] == {} and "data" not in body, body
+    assert isinstance(body["errors"], str) and body["errors"], body
+    return body["errors"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from ductape_local import __version__, control_plane, test_mode
+from ductape_local import __version__, control_plane, ingress, test_mode
 from ductape_local.catalog import Catalog, SeedError, load_seed_file, parse_catalog
 from ductape_local.config import ServerConfig
 from ductape_local.envelope import install_error_handlers
@@ -26,13 +26,15 @@ def load_catalog(store: Store, config: ServerConfig) -> Catalog:
 
 def create_app(config: ServerConfig) -> FastAPI:
     store = Store(config.db_path)
-    app = FastAPI(title="ductape-local", version=__version__, strict_content_type=False)
+    app = FastAPI(title="ductape-local", version=__version__, strict_content_type=False, lifespan=ingress.lifespan)
     app.state.config = config
     app.state.store = store
     app.state.catalog = load_catalog(store, config)
     app.state.registrar = Registrar(store, config.public_url, config.provider_timeout)
+    app.state.middleware = ingress.Middleware(store, config)
     install_error_handlers(app)
     app.include_router(control_plane.router)
+    app.include_router(ingress.router)
     if config.test_mode:
         test_mode.install(app)
     return app

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ductape_local.catalog import SeedError
 from ductape_local.config import ServerConfig, default_public_url
+from ductape_local.delivery import retry_schedule_argument
 
 # uvicorn's access line holds the client, the request line (path and query) and the status, never
 # headers or bodies: access keys travel in headers and auth values in bodies.
@@ -49,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--test-mode", action="store_true", help="add the /_local/stats and /_local/faults routes")
     serve.add_argument("--provider-timeout", type=float, default=5.0,
                        help="seconds to wait for a provider's registration endpoint (default: %(default)s)")
+    serve.add_argument("--max-body", type=int, default=1024 * 1024,
+                       help="largest provider event body accepted, in bytes (default: %(default)s)")
+    serve.add_argument("--retry-schedule", type=retry_schedule_argument, default="1,5,30,120,600",
+                       help="seconds to wait before each retry of a delivery (default: %(default)s)")
+    serve.add_argument("--delivery-timeout", type=float, default=10.0,
+                       help="seconds to wait for a receiver's answer (default: %(default)s)")
     commands.add_parser("seed-example", help="print a commented example seed")
     return parser
 
@@ -64,6 +71,9 @@ def serve(args: argparse.Namespace) -> int:
         seed_path=args.seed,
         test_mode=args.test_mode,
         provider_timeout=args.provider_timeout,
+        max_body=args.max_body,
+        retry_schedule=args.retry_schedule,
+        delivery_timeout=args.delivery_timeout,
     )
     try:
         app = create_app(config)

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ductape_local.delivery import DEFAULT_DELIVERY_TIMEOUT, DEFAULT_RETRY_SCHEDULE
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -12,6 +14,9 @@ class ServerConfig:
     seed_path: Path | None = None
     test_mode: bool = False
     provider_timeout: float = 5.0
+    max_body: int = 1024 * 1024
+    retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT
 
 
 def default_public_url(host: str, port: int) -> str:

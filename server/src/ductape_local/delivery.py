@@ -298,3 +298,13 @@ def _connection_error(exc: requests.RequestException) -> str:
     while getattr(reason, "reason", None) is not None:
         reason = reason.reason
     return f"connection error ({kind}): {reason}"
+
+
+def retry_schedule_argument(text: str) -> tuple[float, ...]:
+    """parse_retry_schedule for argparse, whose usage error then carries the reason."""
+    import argparse
+
+    try:
+        return parse_retry_schedule(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -236,6 +236,9 @@ class DeliveryWorker:
         result = self._send(session, claimed)
         now = time.time()
         state, next_at = decide(result, claimed.round_attempt_number, self._schedule, now)
+        if state == DELIVERED:
+            # before the outcome is written, so that a delivery read as delivered implies an active registration
+            self._mark_active(claimed.registration_uuid)
         self._store.record_attempt(
             claimed,
             AttemptOutcome(
@@ -247,8 +250,6 @@ class DeliveryWorker:
                 next_attempt_at=next_at,
             ),
         )
-        if state == DELIVERED:
-            self._mark_active(claimed.registration_uuid)
 
     def _send(self, session: requests.Session, claimed: ClaimedDelivery) -> SendResult:
         started = time.monotonic()

@@ -66,19 +66,25 @@ class Receiver:
         self._server.shutdown()
         self._server.server_close()
 
+    def release(self) -> None:
+        """Lets hanging requests end without an answer, as a receiver restart would."""
+        self._released.set()
+
     def set_default(self, answer: Answer) -> None:
         with self._lock:
             self._default = answer
 
-    def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
-        """Blocks until ``count`` requests (answered or hanging) have arrived; fails the test if not."""
+    def wait_for(self, count: int, timeout: float = 20.0, answered_only: bool = False) -> list[Received]:
+        """Blocks until ``count`` requests have arrived (hanging ones count unless ``answered_only``)
+        and returns the answered ones; fails the test if they do not come."""
         deadline = time.monotonic() + timeout
         with self._arrived:
-            while len(self.requests) + self.hung < count:
+            while len(self.requests) + (0 if answered_only else self.hung) < count:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise AssertionError(
-                        f"receiver got {len(self.requests) + self.hung} requests, expected {count}"
+                        f"receiver got {len(self.requests)} answered and {self.hung} hanging requests, "
+                        f"expected {count}"
                     )
                 self._arrived.wait(remaining)
             return list(self.requests)

@@ -170,7 +170,8 @@ def run_playbook(server: Server, overlay: Path) -> str:
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "DUCTAPE_API_URL": server.url,
         "DUCTAPE_ACCESS_KEY": ACCESS_KEY,
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".build" / "collections"),
+        # make exports the same path; a direct run of this script gets it here.
+        "ANSIBLE_COLLECTIONS_PATH": os.environ.get("ANSIBLE_COLLECTIONS_PATH") or str(ROOT / ".build" / "collections"),
         "ANSIBLE_CALLBACK_RESULT_FORMAT": "yaml",
         "ANSIBLE_NOCOLOR": "1",
     }
@@ -200,7 +201,7 @@ def show_registrations(server: Server) -> dict:
     width = max(len(f"{row['access_tag']}/{row['webhook_tag']}") for row in rows)
     for row in sorted(rows, key=lambda r: (r["productEnv"], r["access_tag"], r["webhook_tag"])):
         print(f"  {row['productEnv']:4} {row['access_tag'] + '/' + row['webhook_tag']:{width}}  "
-              f"{row['method']:5} {row['url']}\n       {'':{width}}  link: {row['link']}")
+              f"{row['method']:6} {row['url']}")
     return {(r["productEnv"], r["access_tag"], r["webhook_tag"]): r for r in rows}
 
 

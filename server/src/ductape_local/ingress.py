@@ -101,10 +101,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def _accept(middleware: Middleware, uuid: str, received: ReceivedEvent) -> str:
+    registration = _live_registration(middleware, uuid)
+    return middleware.events.add_event(_target(registration), received)
+
+
 @router.api_route("/webhooks/v1/process/{uuid}", methods=INGRESS_METHODS, status_code=202)
 async def process_event(uuid: str, request: Request) -> JSONResponse:
     middleware = _middleware(request)
-    registration = await run_in_threadpool(_live_registration, middleware, uuid)
     body = await _read_body(request, middleware.max_body)
     received = ReceivedEvent(
         method=request.method,
@@ -113,7 +117,8 @@ async def process_event(uuid: str, request: Request) -> JSONResponse:
         headers=[(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw],
         body=body,
     )
-    event_id = await run_in_threadpool(middleware.events.add_event, _target(registration), received)
+    # one hop to a thread for both the lookup and the insert: the accept path is the hot one
+    event_id = await run_in_threadpool(_accept, middleware, uuid, received)
     middleware.worker.wake()
     return JSONResponse(success({"event_id": event_id}), status_code=202)
 

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 
 from ductape_local.testing import LocalServer
 
@@ -47,10 +48,31 @@ class Api:
         return self.call("DELETE", f"/webhooks/v1/registrations/{uuid}", **kwargs)
 
 
+CASE_TAGS = [f"case_{i:02d}" for i in range(60)]
+
+
+def shared_seed() -> dict[str, Any]:
+    """The example seed plus spare stripe webhooks, so that tests sharing one server never share a webhook."""
+    seed = example_seed()
+    seed["apps"][0]["webhooks"] += [{"tag": tag, "name": tag.replace("_", " ")} for tag in CASE_TAGS]
+    return seed
+
+
 @pytest.fixture(scope="module")
 def server():
-    with LocalServer() as running:
+    with LocalServer(shared_seed()) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def case_tags():
+    return iter(CASE_TAGS)
+
+
+@pytest.fixture
+def tag(case_tags) -> str:
+    """A stripe webhook that no other test of the module touches."""
+    return next(case_tags)
 
 
 @pytest.fixture
@@ -71,3 +93,20 @@ def error_of(response: requests.Response, status: int) -> str:
     assert body["status"] is False and body["meta"] == {} and "data" not in body, body
     assert isinstance(body["errors"], str) and body["errors"], body
     return body["errors"]
+
+
+def example_seed() -> dict[str, Any]:
+    from ductape_local.cli import example_seed as example_seed_text
+
+    return yaml.safe_load(example_seed_text())
+
+
+def registered(api: Api, **kwargs: Any) -> dict[str, Any]:
+    """The registrations of one register call, by env slug."""
+    return {r["productEnv"]: r for r in data_of(api.register(**kwargs))["envs"]}
+
+
+def live_registrations(api: Api, access_tag: str = STRIPE, webhook_tag: str | None = None) -> list[dict[str, Any]]:
+    listing = data_of(api.webhooks(access_tag=access_tag, limit=250))
+    return [dict(r, webhook_tag=w["tag"]) for w in listing for r in w["config"]
+            if webhook_tag is None or w["tag"] == webhook_tag]

@@ -39,7 +39,10 @@ def free_port() -> int:
 
 
 class LocalServer:
-    """A ductape-local subprocess; `options` become CLI flags (public_url="x" -> --public-url x, flag=True -> --flag)."""
+    """A ductape-local subprocess; `options` become CLI flags (public_url="x" -> --public-url x, flag=True -> --flag).
+
+    load_seed=False starts without --seed, so the server uses the seed stored in its database.
+    """
 
     def __init__(
         self,
@@ -47,11 +50,15 @@ class LocalServer:
         *,
         test_mode: bool = True,
         extra_args: list[str] | tuple[str, ...] = (),
+        db_path: str | os.PathLike[str] | None = None,
+        load_seed: bool = True,
         startup_timeout: float = STARTUP_TIMEOUT,
         **options: Any,
     ):
         self.workdir = Path(tempfile.mkdtemp(prefix="ductape-local-"))
-        self.db_path = self.workdir / "ductape.db"
+        # An existing database may be given, e.g. to start a second server on the first one's data.
+        self.db_path = Path(db_path) if db_path is not None else self.workdir / "ductape.db"
+        self.load_seed = load_seed
         self.log_path = self.workdir / "server.log"
         self.seed_path = self.workdir / "seed.yml"
         if seed is None:
@@ -86,7 +93,9 @@ class LocalServer:
 
     def command(self) -> list[str]:
         args = [sys.executable, "-m", "ductape_local", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                "--db", str(self.db_path), "--seed", str(self.seed_path)]
+                "--db", str(self.db_path)]
+        if self.load_seed:
+            args += ["--seed", str(self.seed_path)]
         if self.test_mode:
             args.append("--test-mode")
         for name, value in self.options.items():

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 from pydantic_core import PydanticCustomError
 
 from ductape_local.auth_digest import mask_auth
-from ductape_local.catalog import HTTP_METHODS, Catalog, Connection, Product, WebhookDefinition, is_http_url
+from ductape_local.catalog import ENV_SLUG, HTTP_METHODS, Catalog, Connection, Product, WebhookDefinition, is_http_url
 from ductape_local.envelope import ApiError, quoted, success
 from ductape_local.registrations import DesiredRegistration, Registrar, RegistrationResult
 from ductape_local.store import Registration, Store
@@ -48,11 +48,17 @@ def _check_method(value: str) -> str:
     return value
 
 
+# Documented in the schema; checked by the validators below, whose errors read better.
+URL_SCHEMA = {"format": "uri", "pattern": "^https?://[^/?#\\s]+"}
+METHOD_SCHEMA = {"enum": list(HTTP_METHODS)}
+SLUG_SCHEMA = {"pattern": ENV_SLUG.pattern}
+
+
 class EnvRegistration(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    slug: StrictStr
-    url: StrictStr
-    method: StrictStr = "POST"
+    slug: StrictStr = Field(json_schema_extra=SLUG_SCHEMA)
+    url: StrictStr = Field(json_schema_extra=URL_SCHEMA)
+    method: StrictStr = Field(default="POST", json_schema_extra=METHOD_SCHEMA)
     auth: AuthParts | None = None
 
     _url = field_validator("url")(_check_url)
@@ -72,12 +78,30 @@ class GenerateLinkRequest(BaseModel):
     product: StrictStr = Field(min_length=1)
     access_tag: StrictStr = Field(min_length=1)
     webhook_tag: StrictStr = Field(min_length=1)
-    env: StrictStr = Field(min_length=1)
-    url: StrictStr
-    method: StrictStr = "POST"
+    env: StrictStr = Field(json_schema_extra=SLUG_SCHEMA)
+    url: StrictStr = Field(json_schema_extra=URL_SCHEMA)
+    method: StrictStr = Field(default="POST", json_schema_extra=METHOD_SCHEMA)
 
     _url = field_validator("url")(_check_url)
     _method = field_validator("method")(_check_method)
+
+
+class ErrorEnvelope(BaseModel):
+    status: bool = False
+    meta: dict[str, Any] = {}
+    errors: str
+
+
+def failures(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers a route can give, for the OpenAPI schema; all use the error envelope."""
+    reasons = {400: "malformed JSON", 401: "missing or unknown access key", 403: "key not allowed on the product",
+               404: "unknown product, access tag, webhook tag or uuid", 405: "method not allowed",
+               422: "invalid field, named in errors", 429: "rate limited (Retry-After)",
+               502: "the provider refused the registration", 503: "unavailable (Retry-After)"}
+    return {code: {"model": ErrorEnvelope, "description": reasons[code]} for code in codes}
+
+
+COMMON_FAILURES = (401, 403, 404, 405, 422, 429, 503)
 
 
 # Declared for the OpenAPI schema; the key itself is checked in `access`.
@@ -175,7 +199,7 @@ def raise_provider_failures(results: list[RegistrationResult]) -> None:
         raise ApiError(502, "; ".join(failures))
 
 
-@router.post("/register", summary="Full registration of one webhook in several product envs (upsert per env)")
+@router.post("/register", responses=failures(400, *COMMON_FAILURES, 502), summary="Full registration of one webhook in several product envs (upsert per env)")
 def register(body: RegisterRequest, grant: AccessDep) -> dict[str, Any]:
     product = grant.product(body.product)
     connection = grant.connection(product, body.access_tag)
@@ -200,7 +224,7 @@ def register(body: RegisterRequest, grant: AccessDep) -> dict[str, Any]:
     })
 
 
-@router.post("/generate-link", summary="Create or reuse the registration of one env and return its wrapped link")
+@router.post("/generate-link", responses=failures(400, *COMMON_FAILURES), summary="Create or reuse the registration of one env and return its wrapped link")
 def generate_link(body: GenerateLinkRequest, grant: AccessDep) -> dict[str, Any]:
     product = grant.product(body.product)
     connection = grant.connection(product, body.access_tag)
@@ -229,7 +253,7 @@ def decode_cursor(cursor: str, app: str) -> str:
     return after
 
 
-@router.get("/webhooks", summary="The webhooks of the app behind an access tag, with their registrations")
+@router.get("/webhooks", responses=failures(*COMMON_FAILURES), summary="The webhooks of the app behind an access tag, with their registrations")
 def list_webhooks(
     grant: AccessDep,
     product: Annotated[str, Query(min_length=1)],
@@ -252,7 +276,7 @@ def list_webhooks(
     return success(data, meta={"next_cursor": next_cursor})
 
 
-@router.delete("/registrations/{uuid}", summary="Remove a registration (its wrapped link stops forwarding)")
+@router.delete("/registrations/{uuid}", responses=failures(*COMMON_FAILURES), summary="Remove a registration (its wrapped link stops forwarding)")
 def delete_registration(uuid: str, grant: AccessDep) -> dict[str, Any]:
     existing = grant.store.get_registration(uuid, include_deleted=False)
     if existing is None:

@@ -86,10 +86,7 @@ class Receiver:
         self._writers.add(writer)
         try:
             while True:
-                try:
-                    _, headers = await _read_head(reader)
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
+                _, headers = await _read_head(reader)
                 arrived = time.perf_counter()
                 await _read_body(reader, headers)
                 self.requests += 1
@@ -104,6 +101,8 @@ class Receiver:
                 await writer.drain()
                 if closing:
                     return
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return  # the sender went away; nothing is owed to it
         finally:
             writer.close()
             self._writers.discard(writer)

@@ -7,6 +7,7 @@ Everything runs on loopback and is bounded in count and in time:
   latency    - an open-loop loader sends events on a fixed schedule (e.g. 200/s) once straight to the
                receiver and once through the relay; latency is the time from the moment an event is
                due to its first arrival at the receiver, in the same process and clock.
+The server runs as deployed, without --test-mode: the relay needs no request counters.
 """
 
 from __future__ import annotations
@@ -193,10 +194,10 @@ async def _latency(server_url: str, rate: float, events: int, connections: int, 
 
 
 def measure_throughput(events: int, connections: int, time_limit: float, delivery_wait: float) -> Throughput:
-    with LocalServer(seed=relay_seed()) as server:
+    with LocalServer(seed=relay_seed(), test_mode=False) as server:
         return asyncio.run(_throughput(server.url, events, connections, time_limit, delivery_wait))
 
 
 def measure_latency(rate: float, events: int, connections: int, settle: float) -> Latency:
-    with LocalServer(seed=relay_seed()) as server:
+    with LocalServer(seed=relay_seed(), test_mode=False) as server:
         return asyncio.run(_latency(server.url, rate, events, connections, settle))

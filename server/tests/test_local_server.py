@@ -31,3 +31,16 @@ def test_kill_then_start_keeps_port_and_database():
         server.start()
         config = data_of(api.webhooks())
         assert [r["uuid"] for w in config for r in w["config"]] == [uuid]
+
+
+def test_a_taken_port_on_first_start_moves_to_another_one():
+    import socket
+
+    server = LocalServer()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", server.port))
+        squatter.listen()
+        taken = server.port
+        with server:
+            assert server.port != taken
+            assert requests.get(server.url + "/openapi.json", timeout=10).status_code == 200

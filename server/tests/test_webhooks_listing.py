@@ -43,11 +43,11 @@ def test_max_page_is_250_without_gaps_or_duplicates(api):
     assert len(set(tags)) == HOOKS == len(tags)
 
 
-def test_exact_fit_last_page_has_null_cursor(api):
-    body = api.webhooks(limit=250, cursor=api.webhooks(limit=50).json()["meta"]["next_cursor"]).json()
-    assert len(body["data"]) == 250 and body["meta"]["next_cursor"] is not None
-    last = api.webhooks(limit=1, cursor=body["meta"]["next_cursor"]).json()
-    assert last["meta"]["next_cursor"] is None and [w["tag"] for w in last["data"]] == ["event_300"]
+def test_a_page_that_ends_exactly_at_the_last_webhook_has_a_null_cursor(api):
+    first = api.webhooks(limit=HOOKS - 250).json()
+    last = api.webhooks(limit=250, cursor=first["meta"]["next_cursor"]).json()
+    assert len(last["data"]) == 250 and last["data"][-1]["tag"] == f"event_{HOOKS - 1:03d}"
+    assert last["meta"]["next_cursor"] is None
 
 
 def test_registrations_appear_under_their_webhook(api):

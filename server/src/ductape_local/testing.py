@@ -26,9 +26,14 @@ from ductape_local.cli import example_seed
 
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
+PORT_ATTEMPTS = 3
 
 
 class LocalServerError(RuntimeError):
+    pass
+
+
+class PortTakenError(LocalServerError):
     pass
 
 
@@ -74,6 +79,8 @@ class LocalServer:
         self.startup_timeout = startup_timeout
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self._started_once = False
+        self._log_offset = 0
         self._log_file = None
 
     # Life cycle.
@@ -109,14 +116,28 @@ class LocalServer:
     def start(self) -> "LocalServer":
         if self.running:
             return self
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                self._spawn()
+                self._started_once = True
+                return self
+            except PortTakenError:
+                # Another process took the free port between our probe and the server's bind. A restart
+                # keeps its port (links name it), so only a first start moves to another one.
+                if self._started_once or attempt == PORT_ATTEMPTS - 1:
+                    raise
+                self.port = free_port()
+        return self
+
+    def _spawn(self) -> None:
         self._log_file = open(self.log_path, "ab")
+        self._log_offset = len(self.log_text())
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # Same process group as the test run, so that a Ctrl-C stops the servers too.
         self.process = subprocess.Popen(
             self.command(), stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT, env=env,
-            start_new_session=True,
         )
         self._wait_until_ready()
-        return self
 
     @property
     def running(self) -> bool:
@@ -127,16 +148,21 @@ class LocalServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self._close_log()
+                if "address already in use" in self.log_text()[self._log_offset:].lower():
+                    raise PortTakenError(f"port {self.port} is taken")
                 raise LocalServerError(
                     f"ductape-local exited with {self.process.returncode} while starting; "
                     f"log {self.log_path}:\n{self.log_tail()}"
                 )
             try:
-                # Not a contract route, so the probe never shows in stats().
-                if requests.get(self.url + "/openapi.json", timeout=2).status_code == 200:
+                # Not a contract route, so the probe never shows in stats(). The title tells our server
+                # from another program that answers on the same port.
+                probe = requests.get(self.url + "/openapi.json", timeout=2)
+                if probe.status_code == 200 and probe.json().get("info", {}).get("title") == "ductape-local":
                     return
-            except requests.ConnectionError:
-                time.sleep(0.05)
+            except (requests.RequestException, ValueError):  # not listening yet, or another program
+                pass
+            time.sleep(0.05)
         self.kill()
         raise LocalServerError(f"ductape-local did not answer within {self.startup_timeout}s; log {self.log_path}:\n"
                                f"{self.log_tail()}")

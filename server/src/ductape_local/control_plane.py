@@ -281,7 +281,7 @@ def delete_registration(uuid: str, grant: AccessDep) -> dict[str, Any]:
     existing = grant.store.get_registration(uuid, include_deleted=False)
     if existing is None:
         raise ApiError(404, f"uuid: no registration {quoted(uuid)}")
-    grant.product(existing.product)
+    grant.product(existing.product, field="uuid")
     removed = grant.store.soft_delete(uuid)
     if removed is None:  # deleted by a concurrent request between the two statements
         raise ApiError(404, f"uuid: no registration {quoted(uuid)}")

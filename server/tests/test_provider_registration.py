@@ -5,10 +5,12 @@ registration endpoint lives under its own path at the provider (/<webhook tag>/.
 """
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from conftest import Api, data_of, error_of, example_seed, live_registrations
-from ductape_local.testing import LocalServer, free_port
+from ductape_local.testing import LocalServer
 from provider_endpoint import ProviderEndpoint
 
 AUTH = {"headers": {"Authorization": "Bearer sk_test_provider"},
@@ -25,9 +27,8 @@ LINK_PLACES = {  # webhook tag -> (link_in, link_key)
 }
 
 
-def seed_with_endpoints(provider_url: str) -> dict:
+def seed_with_endpoints(provider_url: str, unreachable: str = "http://127.0.0.1:9") -> dict:
     seed = example_seed()
-    unreachable = f"http://127.0.0.1:{free_port()}"
     for tag, (link_in, link_key) in [*LINK_PLACES.items(), ("refund_unreachable", ("body", "url"))]:
         base = unreachable if tag == "refund_unreachable" else provider_url
         seed["apps"][0]["webhooks"].append({"tag": tag, "name": tag, "registration": {"live": {
@@ -44,8 +45,12 @@ def provider():
 
 @pytest.fixture(scope="module")
 def api(provider):
-    with LocalServer(seed_with_endpoints(provider.url)) as server:
-        yield Api(server)
+    # A port that is bound but not listening refuses connections for as long as this socket lives.
+    with socket.socket() as closed_port:
+        closed_port.bind(("127.0.0.1", 0))
+        unreachable = f"http://127.0.0.1:{closed_port.getsockname()[1]}"
+        with LocalServer(seed_with_endpoints(provider.url, unreachable)) as server:
+            yield Api(server)
 
 
 def register(api: Api, tag: str, envs=None):

@@ -80,6 +80,12 @@ def serve(args: argparse.Namespace) -> int:
     except SeedError as exc:
         print(f"ductape-local: seed error: {exc}", file=sys.stderr)
         return 2
+    catalog = app.state.catalog
+    definitions = sum(len(a.webhooks) for a in catalog.apps.values())
+    source = f"seed {config.seed_path}" if config.seed_path else f"the seed stored in {config.db_path}"
+    print(f"ductape-local: loaded {source} (products: {len(catalog.products)}, apps: {len(catalog.apps)}, webhook "
+          f"definitions: {definitions}); links on {config.public_url}" + ("; test mode" if config.test_mode else ""),
+          file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_config=LOG_CONFIG, timeout_graceful_shutdown=3)
     return 0
 

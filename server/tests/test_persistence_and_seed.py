@@ -99,3 +99,21 @@ def test_test_mode_routes_do_not_exist_without_test_mode():
             response = requests.request(method, server.url + path, json={}, timeout=10)
             assert error_of(response, 404) == f"no such route: {method} {path}"
         assert "/_local" not in requests.get(server.url + "/openapi.json", timeout=10).text
+
+
+def test_the_commented_out_registration_block_of_the_example_seed_is_a_valid_declaration(tmp_path):
+    from ductape_local.catalog import load_seed_file
+    from ductape_local.cli import example_seed as example_seed_text
+
+    lines = example_seed_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "# registration:")
+    indent = lines[start].index("#")
+    uncommented = list(lines)
+    for i in range(start, len(lines)):
+        if not lines[i].startswith(" " * indent + "#"):
+            break
+        uncommented[i] = " " * indent + lines[i][indent + 2:]
+    (tmp_path / "seed.yml").write_text("\n".join(uncommented) + "\n")
+    catalog = load_seed_file(tmp_path / "seed.yml")
+    endpoint = catalog.apps["stripe"].webhooks["charge_refunded"].registration["live"]
+    assert (endpoint.method, endpoint.link_in, endpoint.link_key) == ("POST", "body", "endpoint.url")

@@ -26,6 +26,19 @@ def test_malformed_json_is_400(api):
     assert error_of(response, 400).startswith("malformed JSON in the request body")
 
 
+def test_malformed_json_without_a_content_type_is_still_400(api):
+    # curl -d sends form encoding unless told otherwise; the author's mistake is still the JSON.
+    response = api.call("POST", "/webhooks/v1/register", data='{bad',
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert error_of(response, 400).startswith("malformed JSON in the request body")
+
+
+def test_valid_json_without_a_content_type_names_the_header(api):
+    response = api.call("POST", "/webhooks/v1/register", data='{"product": "my-product"}',
+                        headers={"Content-Type": "text/plain"})
+    assert error_of(response, 422) == "request body: send it with Content-Type: application/json"
+
+
 def test_a_body_that_is_not_an_object_is_422(api):
     response = api.call("POST", "/webhooks/v1/register", json=["product"])
     assert error_of(response, 422) == "request body: must be a JSON object"

@@ -88,7 +88,26 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
     if malformed:
         detail = (malformed[0].get("ctx") or {}).get("error", "not valid JSON")
         return failure_response(400, f"malformed JSON in the request body: {detail}")
+    unparsed = _unparsed_body(errors)
+    if unparsed is not None:
+        # FastAPI parses a body as JSON only when the Content-Type says so; a body sent without it
+        # arrives as text, and its author deserves the real reason rather than "must be an object".
+        try:
+            json.loads(unparsed)
+        except ValueError as err:
+            return failure_response(400, f"malformed JSON in the request body: {err.args[0].split(':')[0]}")
+        return failure_response(422, "request body: send it with Content-Type: application/json")
     return failure_response(422, "; ".join(describe_validation_error(e) for e in errors))
+
+
+def _unparsed_body(errors: list[dict[str, Any]]) -> str | bytes | None:
+    """The raw body when the whole body failed validation because it was never parsed as JSON."""
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        value = error.get("input")
+        if loc == ("body",) and isinstance(value, (str, bytes)):
+            return value
+    return None
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

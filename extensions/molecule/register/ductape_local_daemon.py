@@ -1,4 +1,5 @@
-"""Keep one `ductape-local --test-mode` running between molecule's create and destroy steps.
+"""Keep one `ductape-local --test-mode`, and a provider for it to call, running between molecule's
+create and destroy steps.
 
     python ductape_local_daemon.py start STATE_DIR SEED   # prints the server's URL once it answers
     python ductape_local_daemon.py stop STATE_DIR         # stops it and removes its temporary files
@@ -7,6 +8,11 @@ Each molecule step is a separate ansible-playbook run, so the server cannot live
 `start` launches a detached holder process that runs the server through
 `ductape_local.testing.LocalServer` (the project's one way to start a test server: free port, temporary
 database) and waits for SIGTERM; `stop` sends that signal, so LocalServer cleans up as in any test.
+
+The holder also serves a provider's webhook registration endpoint on another free port: `@PROVIDER_URL@`
+in the seed becomes its address, and every request it receives is appended to
+STATE_DIR/provider-requests.jsonl (method, path, headers, JSON body), so that verify can check what
+ductape-local sent to the provider.
 """
 from __future__ import annotations
 
@@ -15,7 +21,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 START_TIMEOUT = 60.0
@@ -26,7 +34,35 @@ def state_file(state_dir: Path) -> Path:
     return state_dir / "ductape-local.json"
 
 
+def provider_endpoint(requests_log: Path) -> ThreadingHTTPServer:
+    """A provider's registration endpoint that accepts everything and records it."""
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _record(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body = json.loads(raw or b"null")
+            except ValueError:
+                body = raw.decode("utf-8", errors="replace")
+            entry = {"method": self.command, "path": self.path, "headers": dict(self.headers.items()), "body": body}
+            with lock, open(requests_log, "a", encoding="utf-8") as log:
+                log.write(json.dumps(entry) + "\n")
+            self.send_response(201)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _record
+
+        def log_message(self, format, *args):
+            pass
+
+    return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+
 def hold(state_dir: Path, seed: Path) -> int:
+    import yaml
     from ductape_local.testing import LocalServer
 
     def stop_holding(signum, frame):
@@ -34,9 +70,15 @@ def hold(state_dir: Path, seed: Path) -> int:
 
     signal.signal(signal.SIGTERM, stop_holding)
     signal.signal(signal.SIGINT, stop_holding)
-    with LocalServer(seed) as server:
-        state = {"url": server.url, "holder_pid": os.getpid(), "server_pid": server.process.pid,
-                 "log": str(server.log_path)}
+    requests_log = state_dir / "provider-requests.jsonl"
+    requests_log.write_text("", encoding="utf-8")
+    provider = provider_endpoint(requests_log)
+    threading.Thread(target=provider.serve_forever, daemon=True).start()
+    provider_url = f"http://127.0.0.1:{provider.server_address[1]}"
+    seed_text = seed.read_text(encoding="utf-8").replace("@PROVIDER_URL@", provider_url)
+    with LocalServer(yaml.safe_load(seed_text)) as server:
+        state = {"url": server.url, "provider_url": provider_url, "provider_requests": str(requests_log),
+                 "holder_pid": os.getpid(), "server_pid": server.process.pid, "log": str(server.log_path)}
         temporary = state_file(state_dir).with_suffix(".tmp")
         temporary.write_text(json.dumps(state), encoding="utf-8")
         temporary.replace(state_file(state_dir))

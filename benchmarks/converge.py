@@ -55,7 +55,7 @@ class Measurement:
 def ansible_environment() -> dict[str, str]:
     environment = dict(os.environ)
     environment.update(
-        ANSIBLE_COLLECTIONS_PATH=str(REPOSITORY / ".build" / "collections"),
+        ANSIBLE_COLLECTIONS_PATH=os.environ.get("ANSIBLE_COLLECTIONS_PATH") or str(REPOSITORY / ".build" / "collections"),
         ANSIBLE_FORCE_COLOR="false",
         ANSIBLE_NOCOLOR="true",
         ANSIBLE_RETRY_FILES_ENABLED="false",

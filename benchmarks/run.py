@@ -69,14 +69,14 @@ def ratio(baseline: float, candidate: float) -> str:
 def converge_table(results: dict, workload: Workload) -> list[str]:
     names = list(results)
     header = f"{'phase':<8}" + "".join(f"{name:>22}" for name in names) + "".join(
-        f"{'uri / ' + name:>24}" for name in names if name != "uri")
+        f"  {'uri / ' + name:>24}" for name in names if name != "uri")
     lines = [f"Workload W: {workload.webhooks} webhooks x {workload.envs} envs = {workload.registrations} "
              "registrations; seconds (reads/writes)", header]
     for phase in converge.PHASES:
         cells = "".join(
             f"{results[name][phase].seconds:>10.2f}s ({results[name][phase].reads:>3}/{results[name][phase].writes:>3})"
             for name in names)
-        ratios = "".join(f"{ratio(results['uri'][phase].seconds, results[name][phase].seconds):>24}"
+        ratios = "".join(f"  {ratio(results['uri'][phase].seconds, results[name][phase].seconds):>24}"
                          for name in names if name != "uri")
         lines.append(f"{phase:<8}{cells}{ratios}")
     return lines

@@ -42,7 +42,7 @@ collection: venv $(COLLECTION_LINK)
 demo: collection
 	$(BIN)/python scripts/demo.py
 
-test: test-server test-unit test-integration test-role test-sanity test-docs test-lint test-build
+test: test-server test-unit test-integration test-role test-sanity test-docs test-lint test-build test-bench
 	@echo "make test: every check passed"
 
 test-server: venv
@@ -68,6 +68,15 @@ test-lint: collection
 
 test-build: collection
 	scripts/test-build.sh
+
+.PHONY: bench test-bench
+# The speed figures of benchmarks/README.md (minutes); not part of `make test`.
+bench: collection
+	$(BIN)/python benchmarks/run.py
+
+# The same benchmark once at a tiny size, so that it keeps working; judges request counts, not time.
+test-bench: collection
+	$(BIN)/python benchmarks/run.py --smoke
 
 clean:
 	rm -rf .build tests/output

@@ -1,0 +1,50 @@
+# -*- coding: utf-8 -*-
+# Copyright: ductape.webhooks maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type  # pylint: disable=invalid-name
+
+
+class ModuleDocFragment:
+    # The connection options of every ductape module (module_utils/ductape_api.connection_argument_spec).
+    DOCUMENTATION = r"""
+options:
+  api_url:
+    description:
+      - Base URL of the Ductape API.
+      - For a local server started with C(ductape-local serve), V(http://127.0.0.1:4311).
+      - If not set, the value of the E(DUCTAPE_API_URL) environment variable is used.
+    type: str
+    default: https://api.ductape.app
+  access_key:
+    description:
+      - The Ductape access key, sent as C(Authorization: Bearer <key>).
+      - If not set, the value of the E(DUCTAPE_ACCESS_KEY) environment variable is used. One of the two is required.
+      - It never appears in results, diffs, errors or logs.
+    type: str
+  validate_certs:
+    description:
+      - Whether to verify the API's TLS certificate.
+      - Set to V(false) only for a server you trust, such as a local one with a self-signed certificate.
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Seconds to wait for each HTTP request to connect and answer.
+    type: float
+    default: 30
+  retries:
+    description:
+      - How many times a request is retried after a connection error, a timeout, or an HTTP 429, 502, 503 or 504 answer.
+      - Retries wait with jittered exponential backoff, or as long as the API's C(Retry-After) header asks (at most 60 seconds).
+      - Each retry is reported as a warning. V(0) turns retries off.
+    type: int
+    default: 3
+requirements:
+  - requests (on the host that runs the module; the controller when the task runs locally)
+notes:
+  - Set the connection once for every ductape task of a play with C(module_defaults) and the action group
+    C(group/ductape.webhooks.ductape).
+"""

@@ -1,0 +1,307 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: ductape.webhooks maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type  # pylint: disable=invalid-name
+
+DOCUMENTATION = r"""
+module: ductape_webhook
+short_description: Register a webhook with Ductape in several product environments at once
+version_added: 0.1.0
+description:
+  - Makes the Ductape registrations of one webhook match what is listed in O(envs), in one request:
+    for each listed product environment, Ductape forwards the app's events to the receiver O(envs[].url)
+    with O(envs[].method) through its wrapped link.
+  - Where the app's provider allows registration by API, Ductape also registers the wrapped link at the provider,
+    using O(envs[].auth) as that request's authentication and structure (Ductape's C(webhooks.enable)).
+  - The current registrations are read first and compared on url, method and a digest of the auth; only the envs
+    that differ are written. Environments not listed are never touched.
+  - With O(state=absent), the registrations of the listed environments are removed, and nothing else.
+author:
+  - ductape.webhooks maintainers
+extends_documentation_fragment:
+  - ductape.webhooks.connection
+options:
+  product:
+    description: The product's tag.
+    type: str
+    required: true
+  access_tag:
+    description: The access tag of the product's connection to the app (the provider), for example V(stripe-payments).
+    type: str
+    required: true
+  webhook_tag:
+    description: The tag of the webhook, one that the app defines, for example V(payment_succeeded).
+    type: str
+    required: true
+  envs:
+    description:
+      - The product environments to register the webhook in, each listed once.
+      - Every listed env is checked before anything is written; one bad env fails the task with no change made.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      slug:
+        description: The product environment's slug, for example V(prd).
+        type: str
+        required: true
+      url:
+        description:
+          - The receiver that Ductape forwards this env's events to, an absolute C(http://) or C(https://) URL.
+          - Required with O(state=present); ignored with O(state=absent).
+        type: str
+      method:
+        description: The HTTP method Ductape forwards events with.
+        type: str
+        choices: [GET, POST, PUT, PATCH, DELETE]
+        default: POST
+      auth:
+        description:
+          - Authentication and structure of the request that registers the link at the provider
+            (Ductape's C(IActionRequest)). Absent parts count as empty.
+          - Never shown: not in results, diffs, errors or logs. Compared by digest, so a changed value is noticed
+            without the stored one ever being read.
+        type: dict
+        suboptions:
+          headers:
+            description: Request headers, for example C(Authorization).
+            type: dict
+          query:
+            description: Query string parameters.
+            type: dict
+          body:
+            description: Body fields.
+            type: dict
+          params:
+            description: Path parameters.
+            type: dict
+  state:
+    description:
+      - V(present) creates or updates the registration of each listed env.
+      - V(absent) removes the registration of each listed env; only O(envs[].slug) is needed.
+    type: str
+    choices: [present, absent]
+    default: present
+attributes:
+  check_mode:
+    support: full
+    description: Reads the current registrations and makes the same decisions; sends no write.
+  diff_mode:
+    support: full
+    description: Shows url, method and auth of each written env before and after, every auth value masked.
+  action_group:
+    support: full
+    membership:
+      - ductape.webhooks.ductape
+  idempotent:
+    support: full
+    description: A second run with the same options reports RV(ignore:changed=false) and sends no write.
+notes:
+  - A provider registration that fails leaves the Ductape registration stored; the task fails naming the env and
+    the provider's HTTP status, and running it again retries the provider.
+seealso:
+  - module: ductape.webhooks.ductape_webhook_link
+    description: For a provider whose dashboard needs the link pasted by a person.
+  - module: ductape.webhooks.ductape_webhook_info
+  - role: ductape.webhooks.register
+    description: Registers every webhook in every environment of the inventory.
+"""
+
+EXAMPLES = r"""
+- name: Register payment_succeeded in production and staging
+  ductape.webhooks.ductape_webhook:
+    api_url: https://api.ductape.app
+    access_key: "{{ vault_ductape_access_key }}"
+    product: my-product
+    access_tag: stripe-payments
+    webhook_tag: payment_succeeded
+    envs:
+      - slug: prd
+        url: https://api.example.com/hooks/stripe/payment-succeeded
+        auth:
+          headers:
+            Authorization: "Bearer {{ vault_stripe_live_key }}"
+      - slug: stg
+        url: https://stg.example.com/hooks/stripe/payment-succeeded
+        method: PUT
+        auth:
+          headers:
+            Authorization: "Bearer {{ vault_stripe_test_key }}"
+  register: registration
+
+- name: Show the wrapped links
+  ansible.builtin.debug:
+    msg: "{{ registration.envs | items2dict(key_name='slug', value_name='link') }}"
+
+- name: Set the connection once for every ductape task
+  module_defaults:
+    group/ductape.webhooks.ductape:
+      api_url: http://127.0.0.1:4311
+      access_key: "{{ vault_ductape_access_key }}"
+  block:
+    - name: Stop forwarding charge_refunded in dev
+      ductape.webhooks.ductape_webhook:
+        product: my-product
+        access_tag: stripe-payments
+        webhook_tag: charge_refunded
+        envs:
+          - slug: dev
+        state: absent
+"""
+
+RETURN = r"""
+changed:
+  description: Whether any listed env was created, updated or deleted (or would be, in check mode).
+  returned: always
+  type: bool
+envs:
+  description: One entry per listed env, in the order given.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    slug:
+      description: The product environment's slug.
+      type: str
+      sample: prd
+    action:
+      description:
+        - V(created), V(updated), V(unchanged), V(deleted), or V(absent) (O(state=absent) and nothing was registered).
+        - In check mode, what a real run would do.
+      type: str
+      sample: updated
+    uuid:
+      description: The registration's uuid; null where none exists (yet, in check mode).
+      type: str
+      sample: 0f8c2a4e-7d61-4b7a-9e55-3c2d1b0a9f87
+    link:
+      description: The Ductape-wrapped link that forwards to O(envs[].url); stable for the life of the registration.
+      type: str
+      sample: https://webhooks.ductape.app/webhooks/v1/process/0f8c2a4e-7d61-4b7a-9e55-3c2d1b0a9f87
+    url:
+      description: The receiver URL.
+      type: str
+      sample: https://api.example.com/hooks/stripe/payment-succeeded
+    method:
+      description: The HTTP method events are forwarded with.
+      type: str
+      sample: POST
+    provider_registration:
+      description:
+        - Whether Ductape registered the link at the provider; null where the app's environment has no
+          registration endpoint (paste the link in the provider's dashboard instead).
+        - Keys C(status) (V(registered) or V(failed)), C(http_status), C(at), C(error).
+      type: dict
+      sample: {status: registered, http_status: 200, at: "2026-01-15T10:02:03Z", error: null}
+diff:
+  description: Url, method and masked auth of each written env, before and after. Only with C(--diff).
+  returned: when diff mode is on
+  type: dict
+  sample:
+    before: {prd: {url: https://old.example.com/hook, method: POST, auth: {headers: {Authorization: "********"}}}}
+    after: {prd: {url: https://api.example.com/hook, method: POST, auth: {headers: {Authorization: "********"}}}}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import (
+    HTTP_METHODS,
+    DuctapeApiError,
+    client_for,
+    connection_argument_spec,
+    require_requests,
+)
+from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_webhooks import (
+    CREATED,
+    DELETED,
+    UPDATED,
+    WRITING_ACTIONS,
+    check_envs,
+    env_result,
+    find_webhook,
+    plan_registration,
+    quoted,
+    registration_diff,
+    registrations_by_env,
+)
+
+
+def argument_spec():
+    spec = connection_argument_spec()
+    spec.update(
+        product=dict(type="str", required=True),
+        access_tag=dict(type="str", required=True),
+        webhook_tag=dict(type="str", required=True),
+        envs=dict(type="list", elements="dict", required=True, options=dict(
+            slug=dict(type="str", required=True),
+            url=dict(type="str"),
+            method=dict(type="str", choices=list(HTTP_METHODS), default="POST"),
+            auth=dict(type="dict", no_log=True, options=dict(
+                headers=dict(type="dict"),
+                query=dict(type="dict"),
+                body=dict(type="dict"),
+                params=dict(type="dict"),
+            )),
+        )),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+    )
+    return spec
+
+
+def _failure(message):
+    return dict(failed=True, changed=False, msg=message)
+
+
+def run(params, check_mode, want_diff, warn):
+    """The module's whole work, shared with the action plugin that runs it in the controller process."""
+    state = params["state"]
+    envs = params["envs"] or []
+    problems = check_envs(envs, state)
+    if problems:
+        return _failure("; ".join(problems))
+    try:
+        client = client_for(params, warn)
+        product, access_tag, webhook_tag = params["product"], params["access_tag"], params["webhook_tag"]
+        webhook = find_webhook(client.webhooks(product, access_tag, webhook_tag), webhook_tag)
+        if webhook is None:
+            return _failure("webhook_tag: %s is not a webhook of the app behind access tag %s"
+                            % (quoted(webhook_tag), quoted(access_tag)))
+        plan = plan_registration(registrations_by_env(webhook), envs, state)
+        written = {}
+        if not check_mode:
+            to_register = [desired for slug, action, current, desired in plan if action in (CREATED, UPDATED)]
+            if to_register:
+                answer = client.register(product, access_tag, webhook_tag, to_register)
+                written.update((env.get("productEnv"), env) for env in answer.get("envs") or [])
+            for slug, action, current, desired in plan:
+                if action == DELETED:
+                    written[slug] = client.delete_registration(current["uuid"], env=slug)
+    except DuctapeApiError as error:
+        return _failure(str(error))
+
+    results = []
+    for slug, action, current, desired in plan:
+        # What the server answered wins; before a write (check mode) the desired url and method are shown.
+        answered = written.get(slug)
+        results.append(env_result(slug, action, answered or current, None if answered else desired))
+    result = dict(changed=any(action in WRITING_ACTIONS for slug, action, current, desired in plan), envs=results)
+    if want_diff:
+        result["diff"] = registration_diff(plan)
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    require_requests(module)
+    result = run(module.params, module.check_mode, module._diff, module.warn)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

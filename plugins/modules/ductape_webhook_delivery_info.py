@@ -1,0 +1,282 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: ductape.webhooks maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type  # pylint: disable=invalid-name
+
+DOCUMENTATION = r"""
+module: ductape_webhook_delivery_info
+short_description: Read the delivery log of provider events relayed through Ductape wrapped links
+version_added: 0.1.0
+description:
+  - Lists the deliveries of provider events that reached Ductape through a wrapped link, newest
+    first, each with every attempt made to forward it to the product's receiver (time, HTTP status,
+    latency, error), and counts them by status.
+  - Use it to check that a webhook works end to end after registering it, or to find the events
+    that failed and why.
+  - Read only; never changes anything and never returns a secret (no headers and no bodies of events).
+author:
+  - ductape.webhooks maintainers
+extends_documentation_fragment:
+  - ductape.webhooks.connection
+options:
+  product:
+    description:
+      - Only deliveries of this product (its tag).
+      - Without it, the deliveries of every product that the access key may use.
+    type: str
+  access_tag:
+    description: Only deliveries for this app connection (its access tag).
+    type: str
+  webhook_tag:
+    description: Only deliveries of this webhook (its tag).
+    type: str
+  env:
+    description: Only deliveries in this product environment (its slug, for example C(prd)).
+    type: str
+  status:
+    description:
+      - Only deliveries in this state.
+      - V(pending) is waiting for its first or next attempt; V(delivered) reached the receiver with a 2xx
+        answer; V(failed) gave up after the last retry or on an answer that is not worth retrying.
+    type: str
+    choices: [pending, delivered, failed]
+  event_id:
+    description:
+      - One delivery, by the event id that the wrapped link answered with (and that the receiver gets
+        in C(X-Ductape-Event-Id)).
+      - The other filters are ignored. An unknown id returns no delivery rather than failing.
+    type: str
+  limit:
+    description:
+      - The most deliveries to return, newest first. Pages of the API are followed until it is reached.
+    type: int
+    default: 50
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads, so check mode runs it unchanged.
+  diff_mode:
+    support: none
+    description: Nothing is ever changed, so there is no diff.
+  action_group:
+    support: full
+    membership:
+      - ductape.webhooks.ductape
+  idempotent:
+    support: full
+    description: Reading changes nothing; RV(ignore:changed) is always false.
+notes:
+  - The delivery log is a feature of the Ductape middleware as the C(ductape-local) server implements it
+    (C(GET /webhooks/v1/deliveries)).
+seealso:
+  - module: ductape.webhooks.ductape_webhook
+  - module: ductape.webhooks.ductape_webhook_info
+"""
+
+EXAMPLES = r"""
+- name: Check the failed deliveries of the Stripe connection in production
+  ductape.webhooks.ductape_webhook_delivery_info:
+    product: my-product
+    access_tag: stripe-payments
+    env: prd
+    status: failed
+  register: failed_deliveries
+
+- name: Stop when any delivery failed
+  ansible.builtin.assert:
+    that: failed_deliveries.counts.failed == 0
+    fail_msg: "{{ failed_deliveries.deliveries | map(attribute='last_error') | list }}"
+
+- name: Look up one event that a provider says it sent
+  ductape.webhooks.ductape_webhook_delivery_info:
+    event_id: evt_5b0c6f3e9d8a4c1f8e2a7b6d5c4e3f21
+    api_url: https://api.ductape.app
+    access_key: "{{ vault_ductape_access_key }}"
+  register: one_event
+
+- name: The ten most recent deliveries of one webhook
+  ductape.webhooks.ductape_webhook_delivery_info:
+    product: my-product
+    webhook_tag: payment_succeeded
+    limit: 10
+"""
+
+RETURN = r"""
+deliveries:
+  description: The deliveries found, newest first.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    event_id:
+      description: The event's id; the receiver gets it in C(X-Ductape-Event-Id) to drop duplicates.
+      type: str
+      sample: evt_5b0c6f3e9d8a4c1f8e2a7b6d5c4e3f21
+    registration_uuid:
+      description: The uuid of the registration whose wrapped link received the event.
+      type: str
+      sample: 0f8c2a4e-7d61-4b7a-9e55-3c2d1b0a9f87
+    product:
+      description: The product's tag.
+      type: str
+      sample: my-product
+    access_tag:
+      description: The app connection's access tag.
+      type: str
+      sample: stripe-payments
+    webhook_tag:
+      description: The webhook's tag.
+      type: str
+      sample: payment_succeeded
+    env:
+      description: The product environment's slug.
+      type: str
+      sample: prd
+    method:
+      description: The HTTP method used to forward the event to the receiver.
+      type: str
+      sample: POST
+    status:
+      description: V(pending), V(delivered) or V(failed).
+      type: str
+      sample: delivered
+    attempt_count:
+      description: How many attempts were made so far.
+      type: int
+      sample: 1
+    received_at:
+      description: When the event reached Ductape (ISO 8601, UTC).
+      type: str
+      sample: "2026-01-15T10:02:03.120Z"
+    delivered_at:
+      description: When the receiver last accepted it; null until then.
+      type: str
+      sample: "2026-01-15T10:02:03.141Z"
+    next_attempt_at:
+      description: When the next attempt is due; null unless the delivery is pending.
+      type: str
+      sample: null
+    last_error:
+      description: What went wrong in the latest attempt; null when it succeeded.
+      type: str
+      sample: null
+    attempts:
+      description: Every attempt, oldest first.
+      type: list
+      elements: dict
+      contains:
+        n:
+          description: The attempt's number, from 1.
+          type: int
+        at:
+          description: When it started (ISO 8601, UTC).
+          type: str
+        status_code:
+          description: The receiver's HTTP status; null for a connection error or a timeout.
+          type: int
+        latency_ms:
+          description: How long the attempt took, in milliseconds.
+          type: float
+        error:
+          description: Why the attempt did not succeed; null when it did.
+          type: str
+  sample:
+    - event_id: evt_5b0c6f3e9d8a4c1f8e2a7b6d5c4e3f21
+      registration_uuid: 0f8c2a4e-7d61-4b7a-9e55-3c2d1b0a9f87
+      product: my-product
+      access_tag: stripe-payments
+      webhook_tag: payment_succeeded
+      env: prd
+      method: POST
+      status: delivered
+      attempt_count: 2
+      received_at: "2026-01-15T10:02:03.120Z"
+      delivered_at: "2026-01-15T10:02:04.188Z"
+      next_attempt_at: null
+      last_error: null
+      attempts:
+        - {n: 1, at: "2026-01-15T10:02:03.122Z", status_code: 503, latency_ms: 4.1, error: receiver answered HTTP 503}
+        - {n: 2, at: "2026-01-15T10:02:04.170Z", status_code: 200, latency_ms: 17.9, error: null}
+counts:
+  description: How many of the returned deliveries are in each state.
+  returned: always
+  type: dict
+  contains:
+    pending:
+      description: Deliveries waiting for an attempt.
+      type: int
+    delivered:
+      description: Deliveries the receiver accepted.
+      type: int
+    failed:
+      description: Deliveries given up on.
+      type: int
+  sample: {pending: 0, delivered: 9, failed: 1}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import (
+    DuctapeApiError,
+    client_for,
+    connection_argument_spec,
+    require_requests,
+)
+
+STATUSES = ("pending", "delivered", "failed")
+
+
+def argument_spec():
+    spec = connection_argument_spec()
+    spec.update(
+        product=dict(type="str"),
+        access_tag=dict(type="str"),
+        webhook_tag=dict(type="str"),
+        env=dict(type="str"),
+        status=dict(type="str", choices=list(STATUSES)),
+        event_id=dict(type="str"),
+        limit=dict(type="int", default=50),
+    )
+    return spec
+
+
+def counts_by_status(deliveries):
+    counts = dict.fromkeys(STATUSES, 0)
+    for delivery in deliveries:
+        if delivery.get("status") in counts:
+            counts[delivery["status"]] += 1
+    return counts
+
+
+def run(params, check_mode, want_diff, warn):
+    """The module's whole work, shared with the action plugin that runs it in the controller process."""
+    if params["limit"] < 1:
+        return {"failed": True, "changed": False, "msg": "limit: must be 1 or more (got %d)" % params["limit"]}
+    try:
+        client = client_for(params, warn)
+        if params["event_id"]:
+            found = client.delivery(params["event_id"])
+            deliveries = [] if found is None else [found]
+        else:
+            filters = {name: params[name] for name in ("product", "access_tag", "webhook_tag", "env", "status")}
+            deliveries = client.deliveries(limit=params["limit"], **filters)
+    except DuctapeApiError as error:
+        return {"failed": True, "changed": False, "msg": str(error)}
+    return {"changed": False, "deliveries": deliveries, "counts": counts_by_status(deliveries)}
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    require_requests(module)
+    result = run(module.params, module.check_mode, module._diff, module.warn)
+    if result.get("failed"):
+        module.fail_json(**{key: value for key, value in result.items() if key != "failed"})
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

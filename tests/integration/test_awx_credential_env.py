@@ -161,6 +161,8 @@ def test_a_wrong_injected_key_is_refused_and_not_printed(server, tmp_path):
     assert result.returncode != 0, output
     assert "401" in output or "access key" in output.lower(), output
     # The request reached this server, so the URL came from the environment too.
-    assert server.stats()["requests"].get("POST /webhooks/v1/register", 0) >= 1
+    # The module reads the registrations first, and that read is what the key was refused on.
+    assert server.stats()["requests"].get("GET /webhooks/v1/webhooks", 0) >= 1
+    assert server.stats()["writes"] == 0
     assert stored_registrations(server) == []
     assert wrong_key not in output

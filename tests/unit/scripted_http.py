@@ -1,0 +1,105 @@
+"""Scripted HTTP exchanges for the client's unit tests: a requests adapter that answers from a list.
+
+    http = ScriptedHTTP([answer(503), answer(200, data=[...])])
+    client = DuctapeClient(API_URL, KEY, session=http.session, sleep=http.sleeps.append, warn=http.warnings.append)
+
+Every request the client sends is recorded (method, URL, headers, JSON body, timeout, verify); an
+exception in the script is raised as the transport's error; a request past the script's end fails the
+test. Nothing reaches the network.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+
+
+class Answer:
+    def __init__(self, status: int, body: bytes, headers: dict[str, str]):
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+
+def answer(status: int = 200, data: Any = None, *, errors: str | None = None, meta: dict | None = None,
+           headers: dict[str, str] | None = None, raw: bytes | str | None = None) -> Answer:
+    """One HTTP answer in Ductape's envelope (or `raw` bytes as they are)."""
+    all_headers = {"Content-Type": "application/json"}
+    if raw is not None:
+        body = raw.encode("utf-8") if isinstance(raw, str) else raw
+        all_headers["Content-Type"] = "text/html; charset=utf-8"
+    elif status < 400:
+        body = json.dumps({"status": True, "meta": meta or {}, "data": data}).encode("utf-8")
+    else:
+        body = json.dumps({"status": False, "meta": meta or {}, "errors": errors or f"HTTP {status}"}).encode("utf-8")
+    all_headers.update(headers or {})
+    return Answer(status, body, all_headers)
+
+
+class Sent:
+    """One request as the client sent it."""
+
+    def __init__(self, request: requests.PreparedRequest, kwargs: dict[str, Any]):
+        self.method = request.method
+        self.url = request.url
+        parts = urlsplit(request.url)
+        self.path = parts.path
+        self.query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        self.headers = CaseInsensitiveDict(request.headers)
+        body = request.body
+        if isinstance(body, bytes):
+            body = body.decode("utf-8")
+        self.json = json.loads(body) if body else None
+        self.timeout = kwargs.get("timeout")
+        self.verify = kwargs.get("verify")
+
+    def __repr__(self) -> str:
+        return f"<{self.method} {self.url}>"
+
+
+class _Adapter(BaseAdapter):
+    def __init__(self, owner: "ScriptedHTTP"):
+        super().__init__()
+        self.owner = owner
+
+    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
+        self.owner.sent.append(Sent(request, {"timeout": timeout, "verify": verify}))
+        if not self.owner.script:
+            raise AssertionError(f"unexpected request past the script's end: {request.method} {request.url}")
+        item = self.owner.script.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        response = requests.Response()
+        response.status_code = item.status
+        response._content = item.body
+        response.headers = CaseInsensitiveDict(item.headers)
+        response.encoding = "utf-8"
+        response.url = request.url
+        response.request = request
+        response.reason = {200: "OK", 404: "Not Found", 429: "Too Many Requests"}.get(item.status, "")
+        response.connection = self
+        return response
+
+    def close(self):
+        pass
+
+
+class ScriptedHTTP:
+    def __init__(self, script: list[Answer | BaseException]):
+        self.script = list(script)
+        self.sent: list[Sent] = []
+        self.sleeps: list[float] = []
+        self.warnings: list[str] = []
+        self.session = requests.Session()
+        self.session.trust_env = False
+        adapter = _Adapter(self)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    @property
+    def exhausted(self) -> bool:
+        return not self.script

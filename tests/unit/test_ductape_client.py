@@ -1,0 +1,302 @@
+"""DuctapeClient over scripted HTTP exchanges: routes, retries, backoff, pagination, errors, secrecy."""
+from __future__ import annotations
+
+import random
+
+import pytest
+import requests
+
+from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import DuctapeApiError, DuctapeClient
+from scripted_http import ScriptedHTTP, answer
+
+API_URL = "http://ductape.test:4311"
+ACCESS_KEY = "dtl_unit_secret_key_9f3a7c"
+RETRY_AFTER_CAP = 60
+
+REGISTRATION = {
+    "uuid": "0f8c6a56-2c2a-4b8e-9d55-6f7f3a0e9b11", "productEnv": "stg", "appEnv": "test",
+    "url": "https://stg.example.com/hooks", "method": "POST",
+    "link": "http://ductape.test:4311/webhooks/v1/process/0f8c6a56-2c2a-4b8e-9d55-6f7f3a0e9b11",
+    "active": False, "auth": {}, "auth_digest": "sha256:" + "0" * 64, "provider_registration": None,
+    "created_at": "2026-11-29T00:00:00Z", "updated_at": "2026-11-29T00:00:00Z",
+}
+
+
+def client_for(http: ScriptedHTTP, **options) -> DuctapeClient:
+    options.setdefault("retries", 3)
+    return DuctapeClient(API_URL, ACCESS_KEY, warn=http.warnings.append, sleep=http.sleeps.append,
+                         session=http.session, **options)
+
+
+def webhook(tag: str, config=()) -> dict:
+    return {"tag": tag, "name": tag.replace("_", " ").capitalize(), "config": list(config)}
+
+
+def list_webhooks(client: DuctapeClient):
+    return client.webhooks("my-product", "stripe-payments")
+
+
+def assert_no_secret(http: ScriptedHTTP, *texts: str) -> None:
+    for text in (*texts, *http.warnings):
+        assert ACCESS_KEY not in text, f"the access key leaked into: {text!r}"
+
+
+# Routes and what is sent.
+
+
+def test_register_posts_the_contract_body_with_the_key_as_bearer():
+    http = ScriptedHTTP([answer(200, {"product": "my-product", "access_tag": "stripe-payments",
+                                      "webhook_tag": "order_created", "envs": [REGISTRATION]})])
+    envs = [{"slug": "stg", "url": "https://stg.example.com/hooks", "method": "POST",
+             "auth": {"headers": {"X-Key": "v"}}}]
+    result = client_for(http, timeout=12.5).register("my-product", "stripe-payments", "order_created", envs)
+
+    [sent] = http.sent
+    assert (sent.method, sent.path) == ("POST", "/webhooks/v1/register")
+    assert sent.headers["Authorization"] == f"Bearer {ACCESS_KEY}"
+    assert sent.json == {"product": "my-product", "access_tag": "stripe-payments", "webhook_tag": "order_created",
+                         "envs": envs}
+    assert sent.timeout == 12.5
+    assert result["envs"][0]["uuid"] == REGISTRATION["uuid"]
+    assert http.sleeps == [] and http.warnings == []
+
+
+def test_generate_link_posts_one_env():
+    http = ScriptedHTTP([answer(200, REGISTRATION)])
+    result = client_for(http).generate_link("my-product", "stripe-payments", "order_created", "stg",
+                                            "https://stg.example.com/hooks", "PUT")
+    [sent] = http.sent
+    assert (sent.method, sent.path) == ("POST", "/webhooks/v1/generate-link")
+    assert sent.json == {"product": "my-product", "access_tag": "stripe-payments", "webhook_tag": "order_created",
+                         "env": "stg", "url": "https://stg.example.com/hooks", "method": "PUT"}
+    assert result["link"] == REGISTRATION["link"]
+
+
+def test_delete_registration_names_the_uuid_in_the_path():
+    http = ScriptedHTTP([answer(200, REGISTRATION)])
+    client_for(http).delete_registration(REGISTRATION["uuid"])
+    [sent] = http.sent
+    assert (sent.method, sent.path) == ("DELETE", f"/webhooks/v1/registrations/{REGISTRATION['uuid']}")
+
+
+def test_validate_certs_false_is_passed_to_the_transport():
+    http = ScriptedHTTP([answer(200, [], meta={"next_cursor": None})])
+    list_webhooks(client_for(http, validate_certs=False))
+    assert http.sent[0].verify is False
+
+
+def test_a_trailing_slash_in_api_url_does_not_double_the_slash():
+    http = ScriptedHTTP([answer(200, [], meta={"next_cursor": None})])
+    DuctapeClient(API_URL + "/", ACCESS_KEY, session=http.session, sleep=http.sleeps.append,
+                  warn=http.warnings.append).webhooks("my-product", "stripe-payments")
+    assert http.sent[0].path == "/webhooks/v1/webhooks"
+
+
+def test_delivery_of_an_unknown_event_is_none():
+    http = ScriptedHTTP([answer(404, errors="event_id: no delivery 'evt_x'")])
+    assert client_for(http).delivery("evt_x") is None
+    assert len(http.sent) == 1 and http.sleeps == []
+
+
+# Pagination.
+
+
+def test_webhooks_follows_every_page_by_meta_next_cursor():
+    pages = [
+        answer(200, [webhook("a_first"), webhook("b_second")], meta={"next_cursor": "c-1"}),
+        answer(200, [webhook("c_third")], meta={"next_cursor": "c-2"}),
+        answer(200, [webhook("d_fourth", [REGISTRATION])], meta={"next_cursor": None}),
+    ]
+    http = ScriptedHTTP(pages)
+    webhooks = list_webhooks(client_for(http))
+
+    assert [w["tag"] for w in webhooks] == ["a_first", "b_second", "c_third", "d_fourth"]
+    assert webhooks[3]["config"] == [REGISTRATION]
+    assert [s.path for s in http.sent] == ["/webhooks/v1/webhooks"] * 3
+    assert [s.query.get("cursor") for s in http.sent] == [None, "c-1", "c-2"]
+    for sent in http.sent:
+        assert (sent.method, sent.query["product"], sent.query["access_tag"]) == ("GET", "my-product",
+                                                                                  "stripe-payments")
+    assert http.exhausted
+
+
+def test_a_page_without_meta_is_the_last_one():
+    http = ScriptedHTTP([answer(200, [webhook("only")], meta={})])
+    assert [w["tag"] for w in list_webhooks(client_for(http))] == ["only"]
+    assert len(http.sent) == 1
+
+
+def test_a_failing_second_page_is_retried_and_keeps_its_cursor():
+    http = ScriptedHTTP([
+        answer(200, [webhook("a")], meta={"next_cursor": "c-1"}),
+        answer(503, errors="busy"),
+        answer(200, [webhook("b")], meta={"next_cursor": None}),
+    ])
+    assert [w["tag"] for w in list_webhooks(client_for(http))] == ["a", "b"]
+    assert [s.query.get("cursor") for s in http.sent] == [None, "c-1", "c-1"]
+    assert len(http.warnings) == 1
+
+
+# Retries.
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_gateway_errors_are_retried_with_a_warning_each(status):
+    http = ScriptedHTTP([answer(status), answer(status), answer(200, [], meta={"next_cursor": None})])
+    assert list_webhooks(client_for(http, retries=3)) == []
+    assert len(http.sent) == 3
+    assert len(http.sleeps) == 2
+    assert len(http.warnings) == 2
+    for warning in http.warnings:
+        assert str(status) in warning, warning
+    assert_no_secret(http)
+
+
+def test_connection_errors_are_retried_with_a_warning_each():
+    http = ScriptedHTTP([
+        requests.ConnectionError("connection refused"),
+        requests.Timeout("read timed out"),
+        answer(200, [], meta={"next_cursor": None}),
+    ])
+    assert list_webhooks(client_for(http, retries=3)) == []
+    assert len(http.sent) == 3
+    assert len(http.sleeps) == 2 and len(http.warnings) == 2
+    assert_no_secret(http)
+
+
+def test_429_waits_as_long_as_retry_after_says():
+    http = ScriptedHTTP([answer(429, errors="slow down", headers={"Retry-After": "7"}),
+                         answer(200, [], meta={"next_cursor": None})])
+    list_webhooks(client_for(http))
+    assert len(http.sent) == 2
+    [slept] = http.sleeps
+    assert 7 <= slept <= RETRY_AFTER_CAP
+    assert len(http.warnings) == 1 and "429" in http.warnings[0]
+
+
+def test_a_huge_retry_after_is_capped():
+    http = ScriptedHTTP([answer(503, headers={"Retry-After": "86400"}),
+                         answer(429, headers={"Retry-After": "3600"}),
+                         answer(200, [], meta={"next_cursor": None})])
+    list_webhooks(client_for(http))
+    assert len(http.sleeps) == 2
+    assert all(0 < slept <= RETRY_AFTER_CAP for slept in http.sleeps), http.sleeps
+
+
+def test_an_unreadable_retry_after_falls_back_to_the_backoff():
+    http = ScriptedHTTP([answer(429, headers={"Retry-After": "soon-ish"}),
+                         answer(200, [], meta={"next_cursor": None})])
+    list_webhooks(client_for(http))
+    [slept] = http.sleeps
+    assert 0 < slept <= RETRY_AFTER_CAP
+
+
+@pytest.mark.parametrize("status, errors", [
+    (400, "malformed JSON body"),
+    (401, "unknown access key"),
+    (403, "this access key is not allowed on product 'other'"),
+    (404, "product: unknown product 'nope'"),
+    (422, "envs[0].slug: env 'qas' is not mapped to an app env for access tag 'stripe-payments'"),
+])
+def test_client_errors_are_not_retried_and_name_operation_status_and_errors(status, errors):
+    http = ScriptedHTTP([answer(status, errors=errors)])
+    with pytest.raises(DuctapeApiError) as raised:
+        client_for(http).register("my-product", "stripe-payments", "order_created",
+                                  [{"slug": "qas", "url": "https://x.example/h", "method": "POST", "auth": {}}])
+    error = raised.value
+    assert len(http.sent) == 1 and http.sleeps == [] and http.warnings == []
+    assert error.status == status
+    assert error.operation and error.operation in str(error)
+    assert str(status) in str(error)
+    assert errors in str(error)
+    assert_no_secret(http, str(error))
+
+
+def test_exhausted_retries_fail_with_operation_status_and_errors_text():
+    http = ScriptedHTTP([answer(503, errors="maintenance window")] * 4)
+    with pytest.raises(DuctapeApiError) as raised:
+        list_webhooks(client_for(http, retries=3))
+    error = raised.value
+    assert len(http.sent) == 4, "retries=3 means one attempt and three retries"
+    assert len(http.sleeps) == 3 and len(http.warnings) == 3
+    assert error.status == 503
+    assert "503" in str(error) and "maintenance window" in str(error)
+    assert error.operation and error.operation in str(error)
+    assert_no_secret(http, str(error))
+
+
+def test_retries_zero_means_one_attempt():
+    http = ScriptedHTTP([answer(502, errors="bad gateway")])
+    with pytest.raises(DuctapeApiError) as raised:
+        list_webhooks(client_for(http, retries=0))
+    assert len(http.sent) == 1 and http.sleeps == [] and http.warnings == []
+    assert raised.value.status == 502
+
+
+def test_an_unreachable_api_fails_naming_the_url():
+    http = ScriptedHTTP([requests.ConnectionError("[Errno 111] Connection refused")] * 3)
+    with pytest.raises(DuctapeApiError) as raised:
+        list_webhooks(client_for(http, retries=2))
+    assert len(http.sent) == 3
+    assert raised.value.status is None
+    assert API_URL in str(raised.value) or "ductape.test" in str(raised.value)
+    assert_no_secret(http, str(raised.value))
+
+
+def test_the_env_is_named_when_one_applies():
+    http = ScriptedHTTP([answer(422, errors="url: must be an absolute http or https URL")])
+    with pytest.raises(DuctapeApiError) as raised:
+        client_for(http).generate_link("my-product", "stripe-payments", "order_created", "stg", "ftp://x", "POST")
+    assert "stg" in str(raised.value)
+    assert "must be an absolute http or https URL" in str(raised.value)
+
+
+def test_a_non_json_answer_is_a_clear_error():
+    http = ScriptedHTTP([answer(200, raw="<html><body>Welcome to nginx!</body></html>")])
+    with pytest.raises(DuctapeApiError) as raised:
+        list_webhooks(client_for(http))
+    message = str(raised.value)
+    # It says what came back instead of JSON, and from where.
+    assert "200" in message and API_URL in message, message
+    assert "text/html" in message or "nginx" in message, message
+    assert http.sleeps == []
+    assert_no_secret(http, message)
+
+
+def test_a_non_json_gateway_error_is_retried_then_reported():
+    http = ScriptedHTTP([answer(502, raw="<html>Bad Gateway</html>")] * 2)
+    with pytest.raises(DuctapeApiError) as raised:
+        list_webhooks(client_for(http, retries=1))
+    assert len(http.sent) == 2
+    assert raised.value.status == 502 and "502" in str(raised.value)
+
+
+def test_the_access_key_is_scrubbed_even_when_the_server_echoes_it():
+    http = ScriptedHTTP([answer(401, errors=f"unknown access key {ACCESS_KEY}")])
+    with pytest.raises(DuctapeApiError) as raised:
+        list_webhooks(client_for(http))
+    assert "401" in str(raised.value)
+    assert_no_secret(http, str(raised.value), repr(raised.value), *map(str, raised.value.args))
+
+
+# Backoff.
+
+
+def _backoff_sleeps(rng_seed: int, retries: int = 4) -> list[float]:
+    random.seed(rng_seed)
+    http = ScriptedHTTP([answer(503)] * retries + [answer(200, [], meta={"next_cursor": None})])
+    list_webhooks(client_for(http, retries=retries))
+    assert len(http.sleeps) == retries
+    return http.sleeps
+
+
+def test_backoff_is_jittered_exponential_and_bounded():
+    runs = [_backoff_sleeps(seed) for seed in range(40)]
+    for sleeps in runs:
+        assert all(0 < slept <= RETRY_AFTER_CAP for slept in sleeps), sleeps
+    # Jitter: the same attempt does not always wait the same time.
+    assert len({round(sleeps[0], 6) for sleeps in runs}) > 1, "no jitter: every first retry waited the same"
+    # Exponential: later retries wait longer, on average and at most.
+    means = [sum(sleeps[n] for sleeps in runs) / len(runs) for n in range(4)]
+    assert means[0] < means[1] < means[2] < means[3], means
+    assert max(s[3] for s in runs) > max(s[0] for s in runs)

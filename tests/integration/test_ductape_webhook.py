@@ -327,3 +327,61 @@ def test_nothing_printed_at_vvv_with_diff_holds_a_secret(run):
     assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in run.output or "********" in run.output
     for secret in SECRETS:
         assert secret not in run.output, f"a secret ({secret[:8]}...) was printed"
+
+
+# The same module run the usual way (AnsiballZ in a fresh Python), not in the controller process.
+
+MODULE_MODE_TAG = "charge_refunded"
+
+
+def refunds(envs, **options):
+    return {"ductape.webhooks.ductape_webhook": {
+        "product": PRODUCT, "access_tag": ACCESS_TAG, "webhook_tag": MODULE_MODE_TAG, "envs": envs, **options}}
+
+
+MODULE_MODE_STEPS = [
+    Step("check_create", refunds([prd(), stg()]), check_mode=True),
+    Step("create", refunds([prd(), stg()])),
+    Step("again", refunds([prd(), stg()])),
+    Step("auth_value", refunds([prd(PRD_AUTH_2), stg()])),
+    Step("bad_key", refunds([prd()], access_key=WRONG_KEY), expect_failure=True),
+    Step("absent", refunds([{"slug": "stg"}], state="absent")),
+]
+
+
+@pytest.fixture(scope="module")
+def module_mode_run(server, run, tmp_path_factory):
+    # After `run`, on the same server: its state must not be disturbed by this webhook's registrations.
+    return run_steps(tmp_path_factory.mktemp("ductape-webhook-module"), server, OBSERVER_KEY, MODULE_MODE_STEPS,
+                     module_defaults=MODULE_DEFAULTS, state_query={"product": PRODUCT, "access_tag": ACCESS_TAG},
+                     extra_vars={"module_key": MODULE_KEY, "ductape_run_on_controller": False},
+                     verbosity=3, diff=True)
+
+
+def test_as_a_module_it_decides_and_writes_the_same(module_mode_run):
+    run = module_mode_run
+    assert "running the module on the target" in run.output
+    assert "running in the controller process" not in run.output
+    expected = {
+        "check_create": (True, {"prd": "created", "stg": "created"}, 0),
+        "create": (True, {"prd": "created", "stg": "created"}, 1),
+        "again": (False, {"prd": "unchanged", "stg": "unchanged"}, 0),
+        "auth_value": (True, {"prd": "updated", "stg": "unchanged"}, 1),
+        "absent": (True, {"stg": "deleted"}, 1),
+    }
+    for step, (changed, actions, writes) in expected.items():
+        result = run.result(step)
+        assert (result["changed"], env_actions(result), run.delta(step)["writes"]) == (changed, actions, writes), \
+            run.describe(step)
+    assert stored(run, "check_create", MODULE_MODE_TAG) == {}
+    assert stored(run, "auth_value", MODULE_MODE_TAG)["prd"]["auth_digest"] == auth_digest(PRD_AUTH_2)
+    assert set(stored(run, "absent", MODULE_MODE_TAG)) == {"prd"}
+    assert set(run.result("auth_value")["diff"]["after"]) == {"prd"}
+    assert "401" in run.result("bad_key")["msg"]
+    # The other webhook, registered by the first playbook, was not touched.
+    assert stored(run, "absent") == stored(run, "create")
+
+
+def test_as_a_module_nothing_printed_at_vvv_with_diff_holds_a_secret(module_mode_run):
+    for secret in SECRETS:
+        assert secret not in module_mode_run.output, f"a secret ({secret[:8]}...) was printed"

@@ -20,7 +20,7 @@ options:
     default: https://api.ductape.app
   access_key:
     description:
-      - The Ductape access key, sent as C(Authorization: Bearer <key>).
+      - 'The Ductape access key, sent as C(Authorization: Bearer <key>).'
       - If not set, the value of the E(DUCTAPE_ACCESS_KEY) environment variable is used. One of the two is required.
       - It never appears in results, diffs, errors or logs.
     type: str

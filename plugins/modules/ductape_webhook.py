@@ -12,8 +12,8 @@ module: ductape_webhook
 short_description: Register a webhook with Ductape in several product environments at once
 version_added: 0.1.0
 description:
-  - Makes the Ductape registrations of one webhook match what is listed in O(envs), in one request:
-    for each listed product environment, Ductape forwards the app's events to the receiver O(envs[].url)
+  - Makes the Ductape registrations of one webhook match what is listed in O(envs), in one request.
+    For each listed product environment, Ductape forwards the app's events to the receiver O(envs[].url)
     with O(envs[].method) through its wrapped link.
   - Where the app's provider allows registration by API, Ductape also registers the wrapped link at the provider,
     using O(envs[].auth) as that request's authentication and structure (Ductape's C(webhooks.enable)).
@@ -21,7 +21,7 @@ description:
     that differ are written. Environments not listed are never touched.
   - With O(state=absent), the registrations of the listed environments are removed, and nothing else.
 author:
-  - ductape.webhooks maintainers
+  - Ductape maintainers (@ductape)
 extends_documentation_fragment:
   - ductape.webhooks.connection
 options:
@@ -63,7 +63,7 @@ options:
         description:
           - Authentication and structure of the request that registers the link at the provider
             (Ductape's C(IActionRequest)). Absent parts count as empty.
-          - Never shown: not in results, diffs, errors or logs. Compared by digest, so a changed value is noticed
+          - Never shown in results, diffs, errors or logs. Compared by digest, so a changed value is noticed
             without the stored one ever being read.
         type: dict
         suboptions:
@@ -94,6 +94,7 @@ attributes:
     support: full
     description: Shows url, method and auth of each written env before and after, every auth value masked.
   action_group:
+    description: Use C(group/ductape.webhooks.ductape) in C(module_defaults) to set the connection options once.
     support: full
     membership:
       - ductape.webhooks.ductape
@@ -107,7 +108,8 @@ seealso:
   - module: ductape.webhooks.ductape_webhook_link
     description: For a provider whose dashboard needs the link pasted by a person.
   - module: ductape.webhooks.ductape_webhook_info
-  - role: ductape.webhooks.register
+  - name: The ductape.webhooks.register role
+    link: https://github.com/ductape/ansible-collection-webhooks/tree/main/roles/register
     description: Registers every webhook in every environment of the inventory.
 """
 

@@ -19,7 +19,7 @@ description:
     that failed and why.
   - Read only; never changes anything and never returns a secret (no headers and no bodies of events).
 author:
-  - ductape.webhooks maintainers
+  - Ductape maintainers (@ductape)
 extends_documentation_fragment:
   - ductape.webhooks.connection
 options:
@@ -63,6 +63,7 @@ attributes:
     support: none
     description: Nothing is ever changed, so there is no diff.
   action_group:
+    description: Use C(group/ductape.webhooks.ductape) in C(module_defaults) to set the connection options once.
     support: full
     membership:
       - ductape.webhooks.ductape

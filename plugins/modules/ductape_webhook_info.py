@@ -16,7 +16,7 @@ description:
     in the product's environments (Ductape's C(webhooks.fetchAll)). Every page of the API is followed.
   - Read only. Never returns a secret; auth comes back with every value masked, plus its digest.
 author:
-  - ductape.webhooks maintainers
+  - Ductape maintainers (@ductape)
 extends_documentation_fragment:
   - ductape.webhooks.connection
 options:
@@ -45,6 +45,7 @@ attributes:
     support: none
     description: Nothing is ever changed.
   action_group:
+    description: Use C(group/ductape.webhooks.ductape) in C(module_defaults) to set the connection options once.
     support: full
     membership:
       - ductape.webhooks.ductape

@@ -19,7 +19,7 @@ description:
   - The current registration is read first; nothing is written when url and method already match, and the same
     link comes back every time for the life of the registration.
 author:
-  - ductape.webhooks maintainers
+  - Ductape maintainers (@ductape)
 extends_documentation_fragment:
   - ductape.webhooks.connection
 options:
@@ -56,6 +56,7 @@ attributes:
     support: full
     description: Shows the env's url and method before and after.
   action_group:
+    description: Use C(group/ductape.webhooks.ductape) in C(module_defaults) to set the connection options once.
     support: full
     membership:
       - ductape.webhooks.ductape

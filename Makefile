@@ -42,7 +42,8 @@ collection: venv $(COLLECTION_LINK)
 demo: collection
 	$(BIN)/python scripts/demo.py
 
-test: test-server test-unit test-integration test-role test-sanity test-docs test-lint test-build test-bench
+test: test-server test-unit test-integration test-role test-sanity test-docs test-lint test-build test-bench \
+      test-reliability
 	@echo "make test: every check passed"
 
 test-server: venv
@@ -53,6 +54,11 @@ test-unit: collection
 
 test-integration: collection
 	$(BIN)/python -m pytest -q tests/integration
+
+.PHONY: test-reliability
+# Bad inputs, faults, kills, forks, secrets and fuzzing; prints its figures at the end.
+test-reliability: collection
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/reliability
 
 test-role: collection
 	scripts/test-role.sh

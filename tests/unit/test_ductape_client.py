@@ -300,3 +300,41 @@ def test_backoff_is_jittered_exponential_and_bounded():
     means = [sum(sleeps[n] for sleeps in runs) / len(runs) for n in range(4)]
     assert means[0] < means[1] < means[2] < means[3], means
     assert max(s[3] for s in runs) > max(s[0] for s in runs)
+
+
+# Connection options.
+
+
+def test_a_missing_requests_fails_with_ansibles_missing_library_message(monkeypatch):
+    from ansible.module_utils.basic import missing_required_lib
+    from ansible_collections.ductape.webhooks.plugins.module_utils import ductape_api
+
+    class Module:
+        def fail_json(self, **result):
+            raise SystemExit(result)
+
+    monkeypatch.setattr(ductape_api, "HAS_REQUESTS", False)
+    with pytest.raises(SystemExit) as exited:
+        ductape_api.require_requests(Module())
+    assert exited.value.args[0]["msg"] == missing_required_lib("requests")
+
+
+def test_client_for_refuses_a_missing_key_and_names_where_to_set_it():
+    from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import client_for
+
+    params = {"api_url": API_URL, "access_key": None, "validate_certs": True, "timeout": 30.0, "retries": 3}
+    with pytest.raises(DuctapeApiError) as raised:
+        client_for(params, warn=None)
+    assert "access_key" in str(raised.value) and "DUCTAPE_ACCESS_KEY" in str(raised.value)
+
+
+def test_connection_options_read_the_documented_environment_variables():
+    from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import connection_argument_spec
+
+    spec = connection_argument_spec()
+    assert set(spec) == {"api_url", "access_key", "validate_certs", "timeout", "retries"}
+    assert spec["api_url"]["default"] == "https://api.ductape.app"
+    assert spec["api_url"]["fallback"][1] == ["DUCTAPE_API_URL"]
+    assert spec["access_key"]["fallback"][1] == ["DUCTAPE_ACCESS_KEY"]
+    assert spec["access_key"]["no_log"] is True
+    assert spec["validate_certs"]["default"] is True

@@ -197,7 +197,7 @@ def run_playbook(workdir: Path, playbook: str, extra_vars: dict[str, Any] | None
     if extra_vars:
         command += ["-e", json.dumps(extra_vars)]
     return subprocess.run(command, cwd=workdir, env=ansible_env(workdir, env), capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, check=False)
 
 
 def run_steps(workdir: Path, server, observer_key: str, steps: list[Step], *, module_defaults=None,
@@ -232,7 +232,7 @@ def run_adhoc(workdir: Path, module: str, args: str, *, env: dict[str, str] | No
     if check:
         command.append("--check")
     return subprocess.run(command, cwd=workdir, env=ansible_env(workdir, env), capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, check=False)
 
 
 def adhoc_result(completed: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -242,5 +242,4 @@ def adhoc_result(completed: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     if marker < 0:
         raise AssertionError(f"no result in the ad-hoc output:\n{completed.stdout}\n{completed.stderr}")
     decoder = json.JSONDecoder()
-    value, _ = decoder.raw_decode(text[marker + 3:])
-    return value
+    return decoder.raw_decode(text[marker + 3:])[0]

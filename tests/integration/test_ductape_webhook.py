@@ -65,8 +65,8 @@ RICH_AUTH = {"headers": {"X-Kunde": "Zoë Ærøskøbing 東京 🚀", "X-Retry":
              "params": {"region": "rich_param_secret_91"}}
 
 
-def prd(auth=PRD_AUTH, url=PRD_URL, method="POST"):
-    return {"slug": "prd", "url": url, "method": method, "auth": auth}
+def prd(auth=None, url=PRD_URL, method="POST"):
+    return {"slug": "prd", "url": url, "method": method, "auth": auth or PRD_AUTH}
 
 
 def stg(url=STG_URL):

@@ -125,7 +125,7 @@ def test_returns_the_contract_shape_with_auth_masked(run):
     webhooks = run.result("everything")["webhooks"]
     assert all(set(w) == {"tag", "name", "config"} for w in webhooks)
     configs = config_of(webhooks)
-    assert set(configs) == {(tag, env) for tag, env, _, _ in REGISTRATIONS}
+    assert set(configs) == {(registered[0], registered[1]) for registered in REGISTRATIONS}
     for tag, env, url, auth in REGISTRATIONS:
         registration = configs[(tag, env)]
         assert {"uuid", "productEnv", "appEnv", "url", "method", "link", "active", "auth", "auth_digest",

@@ -70,9 +70,9 @@ def _random_value(rng: random.Random, depth: int):
     kinds = ["str", "int", "float", "bool", "none", "text"] + (["list", "dict"] if depth < 3 else [])
     kind = rng.choice(kinds)
     if kind == "str":
-        return "".join(rng.choice("abcXYZ019 _-\"\\/") for _ in range(rng.randint(0, 8)))
+        return "".join(rng.choice("abcXYZ019 _-\"\\/") for _index in range(rng.randint(0, 8)))
     if kind == "text":
-        return "".join(rng.choice("éßøΩ漢字🙂\u00a0\u2028") for _ in range(rng.randint(1, 5)))
+        return "".join(rng.choice("éßøΩ漢字🙂\u00a0\u2028") for _index in range(rng.randint(1, 5)))
     if kind == "int":
         return rng.randint(-10**12, 10**12)
     if kind == "float":
@@ -82,17 +82,17 @@ def _random_value(rng: random.Random, depth: int):
     if kind == "none":
         return None
     if kind == "list":
-        return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
-    return {_random_key(rng): _random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+        return [_random_value(rng, depth + 1) for _index in range(rng.randint(0, 4))]
+    return {_random_key(rng): _random_value(rng, depth + 1) for _index in range(rng.randint(0, 4))}
 
 
 def _random_key(rng: random.Random) -> str:
-    return "".join(rng.choice("abkXé_-") for _ in range(rng.randint(1, 6)))
+    return "".join(rng.choice("abkXé_-") for _index in range(rng.randint(1, 6)))
 
 
 def test_random_auths_digest_alike_on_both_sides():
     rng = random.Random(20261129)
-    for _ in range(300):
+    for _index in range(300):
         auth = {}
         for part in ("headers", "query", "body", "params"):
             roll = rng.random()
@@ -102,6 +102,6 @@ def test_random_auths_digest_alike_on_both_sides():
                 auth[part] = None
             else:
                 auth[part] = {_random_key(rng): _random_value(rng, 1 if part == "body" else 3)
-                              for _ in range(rng.randint(0, 4))}
+                              for _index in range(rng.randint(0, 4))}
         shuffled = {part: auth[part] for part in rng.sample(list(auth), len(auth))}
         assert auth_digest(shuffled) == server_auth_digest(auth), json.dumps(auth, ensure_ascii=False)

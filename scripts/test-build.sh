@@ -30,8 +30,8 @@ TARBALL=${tarballs[0]}
 tar -tzf "$TARBALL" | sed -e 's#^\./##' -e 's#/$##' | sort >"$WORK/contents.txt"
 
 step "checking what the artifact holds"
-# Never shipped: the local server, CI, tooling, benchmarks, test output, local state.
-forbidden='^(server|\.ci|scripts|benchmarks|tests/output|\.venv|\.build|\.git|\.ansible|\.pytest_cache|\.hypothesis|\.schemathesis|context)(/|$)|^Makefile$|^requirements-dev\.txt$|(^|/)__pycache__(/|$)|\.pyc$|\.db(-wal|-shm)?$|\.tar\.gz$'
+# Never shipped: the local server, CI, tooling, benchmarks, the molecule scenario, test output, local state.
+forbidden='^(server|\.ci|scripts|benchmarks|extensions/molecule|tests/output|\.venv|\.build|\.git|\.ansible|\.pytest_cache|\.hypothesis|\.schemathesis|context)(/|$)|^Makefile$|^requirements-dev\.txt$|(^|/)__pycache__(/|$)|\.pyc$|\.db(-wal|-shm)?$|\.tar\.gz$'
 if grep -E "$forbidden" "$WORK/contents.txt" >"$WORK/forbidden.txt"; then
   echo "test-build: these must not be in the artifact (adjust build_ignore in galaxy.yml):" >&2
   sed 's/^/  /' "$WORK/forbidden.txt" >&2
@@ -41,7 +41,9 @@ fi
 for required in MANIFEST.json FILES.json README.md CHANGELOG.rst meta/runtime.yml \
     meta/execution-environment.yml meta/ee-requirements.txt extensions/awx/ductape_credential_type.yml \
     plugins/modules/ductape_webhook.py plugins/modules/ductape_webhook_link.py \
-    plugins/modules/ductape_webhook_info.py plugins/module_utils/ductape_api.py \
+    plugins/modules/ductape_webhook_info.py plugins/modules/ductape_webhook_delivery_info.py \
+    plugins/module_utils/ductape_api.py docs/docsite/extra-docs.yml docs/reference/index.rst \
+    changelogs/changelog.yaml \
     plugins/doc_fragments/connection.py roles/register/meta/argument_specs.yml \
     roles/register/tasks/main.yml; do
   grep -qxF "$required" "$WORK/contents.txt" || fail "the artifact lacks $required"
@@ -58,15 +60,15 @@ INSTALLED="$ANSIBLE_COLLECTIONS_PATH/ansible_collections/ductape/webhooks"
 # ansible-doc runs from the temp dir: a working directory inside the checkout must not help it.
 cd "$WORK"
 
-step "ansible-doc -l ductape.webhooks lists the three modules from the installed copy"
+step "ansible-doc -l ductape.webhooks lists the four modules from the installed copy"
 ansible-doc -l ductape.webhooks >"$WORK/doc-list.txt" 2>"$WORK/doc-list.err" \
   || { cat "$WORK/doc-list.err" >&2; fail "ansible-doc -l ductape.webhooks failed"; }
-for module in ductape_webhook ductape_webhook_info ductape_webhook_link; do
+for module in ductape_webhook ductape_webhook_info ductape_webhook_link ductape_webhook_delivery_info; do
   grep -qE "^ductape\.webhooks\.$module[[:space:]]+[^[:space:]]" "$WORK/doc-list.txt" \
     || { cat "$WORK/doc-list.txt" >&2; fail "ansible-doc -l does not list ductape.webhooks.$module with a description"; }
 done
 listed=$(grep -cE '^ductape\.webhooks\.' "$WORK/doc-list.txt" || true)
-[[ $listed -eq 3 ]] || { cat "$WORK/doc-list.txt" >&2; fail "expected exactly 3 modules, ansible-doc lists $listed"; }
+[[ $listed -eq 4 ]] || { cat "$WORK/doc-list.txt" >&2; fail "expected exactly 4 modules, ansible-doc lists $listed"; }
 ansible-doc --json -t module ductape.webhooks.ductape_webhook >"$WORK/module.json" \
   || fail "ansible-doc cannot read ductape.webhooks.ductape_webhook"
 python - "$WORK/module.json" "$INSTALLED" <<'EOF' || fail "ansible-doc read the module from somewhere else"
@@ -86,7 +88,7 @@ ansible-doc --json -t role ductape.webhooks.register >"$WORK/role.json" || fail 
 python - "$WORK/role.json" "$INSTALLED" <<'EOF' || fail "ansible-doc read the role from somewhere else"
 import json, sys
 role = json.load(open(sys.argv[1]))["ductape.webhooks.register"]
-if not role["path"].startswith(sys.argv[2] + "/"):
+if role["path"] != sys.argv[2] and not role["path"].startswith(sys.argv[2] + "/"):
     sys.exit(f"role documented from {role['path']}, not from the installed artifact")
 if not role["entry_points"]["main"].get("short_description"):
     sys.exit("the main entry point has no short_description")

@@ -161,3 +161,40 @@ class ClosedPort:
 
     def __exit__(self, *exc: object) -> None:
         self._socket.close()
+
+
+class FlakyProvider:
+    """A provider registration endpoint that answers `failures` (e.g. [500]) first, then 201."""
+
+    def __init__(self, failures: list[int]) -> None:
+        self.calls: list[dict[str, Any]] = []
+        answers = list(failures)
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                provider.calls.append({"path": self.path, "body": json.loads(self.rfile.read(length) or b"{}")})
+                status = answers.pop(0) if answers else 201
+                payload = b'{"id": "we_1"}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def __enter__(self) -> "FlakyProvider":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

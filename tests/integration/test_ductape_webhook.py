@@ -5,12 +5,16 @@ request counts are read, and after it the stored registrations (through a second
 each test below asserts on one step: check mode writes nothing; apply creates; apply again changes
 nothing and sends no write; a url change writes that env only; an auth-value-only change is detected;
 envs not listed are untouched; state=absent removes only the listed env; every error path fails with
-its message; retries warn; and nothing printed holds the access key or an auth value.
+its message; retries warn; a provider registration endpoint gets the link and auth once, and a refused
+one fails naming the env; and nothing printed holds the access key or an auth value. A second,
+shorter playbook runs the module the usual way (AnsiballZ) instead of in the controller process.
 """
 from __future__ import annotations
 
 import json
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -48,8 +52,11 @@ SEED = {
     "apps": [{"tag": "stripe", "webhooks": [
         {"tag": WEBHOOK_TAG, "name": "Payment succeeded"},
         {"tag": "charge_refunded", "name": "Charge refunded"},
+        # With the provider's registration endpoints (filled in by the `server` fixture).
+        {"tag": "dispute_created", "name": "Dispute created"},
     ]}],
 }
+PROVIDER_TAG = "dispute_created"
 
 PRD_URL = "https://api.example.com/hooks/stripe/payment-succeeded"
 STG_URL = "https://stg.example.com/hooks/stripe/payment-succeeded"
@@ -76,6 +83,11 @@ def stg(url=STG_URL):
 def webhook(envs, **options):
     return {"ductape.webhooks.ductape_webhook": {
         "product": PRODUCT, "access_tag": ACCESS_TAG, "webhook_tag": WEBHOOK_TAG, "envs": envs, **options}}
+
+
+def disputes(envs, **options):
+    return {"ductape.webhooks.ductape_webhook": {
+        "product": PRODUCT, "access_tag": ACCESS_TAG, "webhook_tag": PROVIDER_TAG, "envs": envs, **options}}
 
 
 def closed_port() -> int:
@@ -126,14 +138,55 @@ STEPS = [
     Step("check_absent", webhook([{"slug": "stg"}], state="absent"), check_mode=True),
     Step("absent", webhook([{"slug": "stg"}], state="absent")),
     Step("absent_again", webhook([{"slug": "stg"}], state="absent")),
+    # A provider registration endpoint: prd's accepts, stg's refuses its first call only.
+    Step("provider_ok", disputes([prd()])),
+    Step("provider_ok_again", disputes([prd()])),
+    Step("provider_refused", disputes([prd(), stg()], retries=0), expect_failure=True),
+    Step("provider_rerun", disputes([prd(), stg()], retries=0)),
 ]
 
 MODULE_DEFAULTS = {"group/ductape.webhooks.ductape": {"api_url": "{{ server_url }}", "access_key": "{{ module_key }}"}}
 
 
+class _Provider(BaseHTTPRequestHandler):
+    """A provider's registration endpoint: /ok accepts, /flaky refuses its first call and accepts the next."""
+
+    calls: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        self.calls.append({"path": self.path, "authorization": self.headers.get("Authorization"), "body": body})
+        refused = self.path.startswith("/flaky") and sum(c["path"] == self.path for c in self.calls) == 1
+        self.send_response(400 if refused else 201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture(scope="module")
-def server():
-    with LocalServer(SEED) as running:
+def provider():
+    _Provider.calls = []
+    http = ThreadingHTTPServer(("127.0.0.1", 0), _Provider)
+    http.daemon_threads = True
+    thread = threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{http.server_address[1]}", _Provider.calls
+    http.shutdown()
+    http.server_close()
+
+
+@pytest.fixture(scope="module")
+def server(provider):
+    provider_url = provider[0]
+    seed = json.loads(json.dumps(SEED))
+    [dispute] = [w for w in seed["apps"][0]["webhooks"] if w["tag"] == PROVIDER_TAG]
+    dispute["registration"] = {
+        "live": {"url": provider_url + "/ok/endpoints", "method": "POST", "link_in": "body", "link_key": "url"},
+        "test": {"url": provider_url + "/flaky/endpoints", "method": "POST", "link_in": "body", "link_key": "url"},
+    }
+    with LocalServer(seed) as running:
         yield running
 
 
@@ -400,3 +453,48 @@ def test_as_a_module_it_decides_and_writes_the_same(module_mode_run):
 def test_as_a_module_nothing_printed_at_vvv_with_diff_holds_a_secret(module_mode_run):
     for secret in SECRETS:
         assert secret not in module_mode_run.output, f"a secret ({secret[:8]}...) was printed"
+
+
+# Provider registration (the app's env has a registration endpoint).
+
+
+def provider_calls(calls, env_path):
+    return [call for call in calls if call["path"].startswith(env_path)]
+
+
+def test_the_provider_gets_the_link_and_the_auth_once(run, provider):
+    calls = provider[1]
+    [env] = run.result("provider_ok")["envs"]
+    assert env["action"] == "created", run.describe("provider_ok")
+    assert env["provider_registration"]["status"] == "registered", env
+    assert env["provider_registration"]["http_status"] == 201
+    [call] = provider_calls(calls, "/ok")
+    assert call["body"] == {"account": BODY_SECRET, "url": env["link"]}
+    assert call["authorization"] == f"Bearer {PRD_SECRET}"
+    again = run.result("provider_ok_again")
+    assert again["changed"] is False, run.describe("provider_ok_again")
+    assert_no_write(run, "provider_ok_again")
+
+
+def test_a_refused_provider_registration_fails_naming_the_env_and_the_status(run):
+    result = run.result("provider_refused")
+    assert "stg" in result["msg"] and "400" in result["msg"], result["msg"]
+    registration = stored(run, "provider_refused", PROVIDER_TAG)["stg"]
+    assert registration["provider_registration"]["status"] == "failed", registration
+    assert stored(run, "provider_refused", PROVIDER_TAG)["prd"] == stored(run, "provider_ok_again", PROVIDER_TAG)["prd"]
+
+
+@pytest.mark.xfail(strict=True, reason="ductape_webhook compares url, method and auth digest only, so an env whose "
+                   "provider_registration failed is 'unchanged' and the provider is never retried, contrary to the "
+                   "module's notes; remove this mark when the module treats status 'failed' as a change")
+def test_running_again_after_a_refused_provider_registration_retries_the_provider(run, provider):
+    # The module's notes: "running it again retries the provider". The stored url, method and auth
+    # already match, so only the failed provider_registration says that something is left to do.
+    calls = provider_calls(provider[1], "/flaky")
+    assert len(calls) == 2, f"the provider was called {len(calls)} time(s) for stg; expected a retry on the rerun\n" \
+                            f"{run.describe('provider_rerun')}"
+    result = run.result("provider_rerun")
+    assert result["changed"] is True, run.describe("provider_rerun")
+    registration = stored(run, "provider_rerun", PROVIDER_TAG)["stg"]
+    assert registration["provider_registration"]["status"] == "registered", registration
+    assert len(provider_calls(provider[1], "/ok")) == 1, "prd's provider registration was sent again"

@@ -93,7 +93,7 @@ releases = yaml.safe_load(open("changelogs/changelog.yaml")).get("releases") or 
 if version not in releases:
     sys.exit(f"galaxy.yml builds {version}, which changelogs/changelog.yaml has no release for "
              f"(it has: {', '.join(sorted(releases)) or 'none'}); "
-             f"run `antsibull-changelog release --version {version}` (add --update-existing if it exists)")
+             f"run `antsibull-changelog release --version {version}`")
 EOF
 
 step "CHANGELOG.rst is what antsibull-changelog generates"

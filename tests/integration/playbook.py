@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -32,6 +33,17 @@ LOCALHOST_VARS = {
     "ansible_connection": "local",
     "ansible_python_interpreter": "{{ ansible_playbook_python }}",
 }
+
+
+_HELD_SOCKETS: list[socket.socket] = []
+
+
+def unreachable_url() -> str:
+    """A URL on a port held bound (never listening) for the whole test run: connections are refused."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    _HELD_SOCKETS.append(sock)
+    return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def collections_path() -> str:

@@ -12,7 +12,6 @@ shorter playbook runs the module the usual way (AnsiballZ) instead of in the con
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -20,7 +19,7 @@ import pytest
 
 from ductape_local.auth_digest import auth_digest
 from ductape_local.testing import LocalServer
-from playbook import Step, run_steps
+from playbook import Step, run_steps, unreachable_url
 
 PRODUCT = "my-product"
 ACCESS_TAG = "stripe-payments"
@@ -90,13 +89,7 @@ def disputes(envs, **options):
         "product": PRODUCT, "access_tag": ACCESS_TAG, "webhook_tag": PROVIDER_TAG, "envs": envs, **options}}
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-UNREACHABLE = f"http://127.0.0.1:{closed_port()}"
+UNREACHABLE = unreachable_url()
 
 STEPS = [
     Step("check_create", webhook([prd(), stg()]), check_mode=True),

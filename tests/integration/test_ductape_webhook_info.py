@@ -8,14 +8,13 @@ connection from the environment; nothing printed holds the access key or an auth
 """
 from __future__ import annotations
 
-import socket
 
 import pytest
 import requests
 
 from ductape_local.auth_digest import auth_digest
 from ductape_local.testing import LocalServer
-from playbook import Step, adhoc_result, run_adhoc, run_steps
+from playbook import Step, adhoc_result, run_adhoc, run_steps, unreachable_url
 
 PRODUCT = "my-product"
 ACCESS_TAG = "bigapp-payments"
@@ -62,13 +61,7 @@ def info(**options):
     return {"ductape.webhooks.ductape_webhook_info": {"product": PRODUCT, "access_tag": ACCESS_TAG, **options}}
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-UNREACHABLE = f"http://127.0.0.1:{closed_port()}"
+UNREACHABLE = unreachable_url()
 
 STEPS = [
     Step("everything", info()),

@@ -8,13 +8,12 @@ registered with auth (reused as is, its auth kept), every error path, and the ac
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
 from ductape_local.auth_digest import auth_digest
 from ductape_local.testing import LocalServer
-from playbook import Step, run_steps
+from playbook import Step, run_steps, unreachable_url
 
 PRODUCT = "my-product"
 ACCESS_TAG = "paystack-payments"
@@ -56,13 +55,7 @@ def link(env="stg", url=STG_URL, **options):
         "product": PRODUCT, "access_tag": ACCESS_TAG, "webhook_tag": WEBHOOK_TAG, "env": env, "url": url, **options}}
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-UNREACHABLE = f"http://127.0.0.1:{closed_port()}"
+UNREACHABLE = unreachable_url()
 
 STEPS = [
     Step("check_create", link(), check_mode=True),

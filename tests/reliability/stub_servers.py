@@ -164,7 +164,8 @@ class ClosedPort:
 
 
 class FlakyProvider:
-    """A provider registration endpoint that answers `failures` (e.g. [500]) first, then 201."""
+    """A provider registration endpoint that answers `failures` (e.g. [500]) first, then 201; every call
+    to a path under /fail answers 500."""
 
     def __init__(self, failures: list[int]) -> None:
         self.calls: list[dict[str, Any]] = []
@@ -175,7 +176,7 @@ class FlakyProvider:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 provider.calls.append({"path": self.path, "body": json.loads(self.rfile.read(length) or b"{}")})
-                status = answers.pop(0) if answers else 201
+                status = 500 if self.path.startswith("/fail") else answers.pop(0) if answers else 201
                 payload = b'{"id": "we_1"}'
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

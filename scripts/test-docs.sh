@@ -6,7 +6,8 @@
 #    code documents today;
 #  - the changelog fragments and changelogs/changelog.yaml lint, and CHANGELOG.rst is what
 #    antsibull-changelog generates from them;
-#  - every relative link of the Markdown and RST guides leads to a file that exists.
+#  - every relative link of the Markdown and RST docs leads to a file that exists, and every :ref: of the
+#    guides to a label they define.
 # `scripts/test-docs.sh --update` rewrites docs/reference/ and CHANGELOG.rst instead of comparing them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -112,8 +113,8 @@ elif ! diff -u CHANGELOG.rst "$WORK/changelog/CHANGELOG.rst" >"$WORK/changelog.d
   fail "CHANGELOG.rst is not generated from changelogs/changelog.yaml: run \`scripts/test-docs.sh --update\` and commit it"
 fi
 
-step "relative links of README.md, docs/ and roles/*/README.md lead somewhere"
-python - <<'EOF' || fail "broken relative links (above)"
+step "relative links of README.md, docs/ and roles/*/README.md, and the guides' :ref: labels, lead somewhere"
+python - <<'EOF' || fail "broken links or references (above)"
 import pathlib
 import re
 import sys
@@ -133,6 +134,13 @@ for path in files:
         target = target.split("#", 1)[0]
         if not (path.parent / target).exists():
             broken.append(f"{path}: {target}")
+# The guides' own :ref: labels (antsibull-docs checks references to plugins, not these).
+guides = list(pathlib.Path("docs/docsite/rst").glob("*.rst"))
+labels = {m for p in guides for m in re.findall(r"^\.\. _([^:]+):\s*$", p.read_text(encoding="utf-8"), re.M)}
+for path in guides:
+    for ref in re.findall(r":ref:`(?:[^`<]*<)?([^`>]+)>?`", path.read_text(encoding="utf-8")):
+        if ref.startswith("ansible_collections.ductape.webhooks.") and ref not in labels:
+            broken.append(f"{path}: :ref: to an undefined label {ref}")
 print("\n".join(broken), file=sys.stderr)
 sys.exit(1 if broken else 0)
 EOF

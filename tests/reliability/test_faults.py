@@ -26,9 +26,9 @@ ENVS = ["prd", "stg", "dev"]
 WEBHOOKS = ["wh_429", "wh_503_burst", "wh_502_504", "wh_exhausted", "wh_link", "wh_delete"]
 
 
-def seed(key: str, provider_url: str | None = None, webhooks: list[str] = WEBHOOKS) -> dict[str, Any]:
+def seed(key: str, provider_url: str | None = None, webhooks: tuple[str, ...] | list[str] | None = None) -> dict[str, Any]:
     definitions = []
-    for tag in webhooks:
+    for tag in webhooks or WEBHOOKS:
         definition: dict[str, Any] = {"tag": tag, "name": tag.replace("_", " ")}
         if provider_url and tag in ("kill_provider", "flaky_provider"):
             definition["registration"] = {"live": {"url": provider_url + "/v1/webhook_endpoints", "method": "POST",
@@ -85,8 +85,9 @@ def fault_play(server_url: str, key: str) -> dict[str, Any]:
         *faults("r502_504"), webhook_task("register through a 502 then a 504", "wh_502_504", "r502_504"),
         *faults("rlink"),
         {"name": "generate a link through two 503", "register": "rlink", "ignore_errors": True,
-         "ductape.webhooks.ductape_webhook_link": {"product": PRODUCT, "access_tag": ACCESS_TAG, "webhook_tag": "wh_link",
-                                                  "env": "dev", "url": "https://dev.example.com/hooks/wh_link"}},
+         "ductape.webhooks.ductape_webhook_link": {
+             "product": PRODUCT, "access_tag": ACCESS_TAG, "webhook_tag": "wh_link",
+             "env": "dev", "url": "https://dev.example.com/hooks/wh_link"}},
         *faults("rinfo"),
         {"name": "read the webhooks through a 429", "register": "rinfo", "ignore_errors": True,
          "ductape.webhooks.ductape_webhook_info": {"product": PRODUCT, "access_tag": ACCESS_TAG}},
@@ -94,8 +95,8 @@ def fault_play(server_url: str, key: str) -> dict[str, Any]:
         fault(REGISTER, 503, 5),
         webhook_task("register while the API keeps answering 503", "wh_exhausted", "rexhausted", retries=2),
         {"name": "read what the exhausted register left", "register": "after_exhausted", "ignore_errors": True,
-         "ductape.webhooks.ductape_webhook_info": {"product": PRODUCT, "access_tag": ACCESS_TAG,
-                                                  "webhook_tag": "wh_exhausted"}},
+         "ductape.webhooks.ductape_webhook_info": {
+             "product": PRODUCT, "access_tag": ACCESS_TAG, "webhook_tag": "wh_exhausted"}},
         {"name": "clear the faults left over", "ansible.builtin.uri": {"url": "{{ faults_url }}", "method": "DELETE"}},
         webhook_task("register again once the API is back", "wh_exhausted", "rexhausted_again"),
         webhook_task("register the webhook to delete", "wh_delete", "rdelete_setup"),
@@ -112,8 +113,8 @@ def fault_play(server_url: str, key: str) -> dict[str, Any]:
         "hosts": "localhost",
         "gather_facts": False,
         "vars": {"faults_url": server_url + "/_local/faults"},
-        "module_defaults": {"group/ductape.webhooks.ductape": {"api_url": server_url, "access_key": key, "retries": 3,
-                                                                "timeout": 10}},
+        "module_defaults": {"group/ductape.webhooks.ductape": {
+            "api_url": server_url, "access_key": key, "retries": 3, "timeout": 10}},
         "tasks": tasks,
     }
 
@@ -187,8 +188,8 @@ def converge_play(server_url: str, key: str, retries: int) -> dict[str, Any]:
         "name": "Converge every webhook in every env",
         "hosts": "localhost",
         "gather_facts": False,
-        "module_defaults": {"group/ductape.webhooks.ductape": {"api_url": server_url, "access_key": key,
-                                                                "retries": retries, "timeout": 30}},
+        "module_defaults": {"group/ductape.webhooks.ductape": {
+            "api_url": server_url, "access_key": key, "retries": retries, "timeout": 30}},
         "tasks": [
             {"name": "register {{ item }}", "loop": KILL_WEBHOOKS, "register": "converged", "ignore_errors": True,
              "ductape.webhooks.ductape_webhook": {"product": PRODUCT, "access_tag": ACCESS_TAG, "webhook_tag": "{{ item }}",

@@ -111,9 +111,9 @@ def modules_playbook(secrets: dict[str, str], server_url: str, check: bool = Fal
     for flavour, on_controller in (("controller", True), ("ansiballz", False)):
         tasks = module_tasks(secrets, flavour)
         if check:
-            tasks = [{**task, "ductape.webhooks.ductape_webhook": {**task["ductape.webhooks.ductape_webhook"],
-                                                                  "envs": envs(secrets, header)}}
-                     if "ductape.webhooks.ductape_webhook" in task and task["name"].endswith(": register") else task
+            module = "ductape.webhooks.ductape_webhook"
+            tasks = [{**task, module: {**task[module], "envs": envs(secrets, header)}}
+                     if module in task and task["name"].endswith(": register") else task
                      for task in tasks]
         plays.append({
             "name": f"Modules with secrets ({flavour})",

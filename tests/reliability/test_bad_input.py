@@ -224,14 +224,19 @@ def inventory(secrets: dict[str, str]) -> dict[str, Any]:
     return {"all": {"hosts": local, "children": children}}
 
 
+def stats_task(case: Case) -> dict[str, Any]:
+    """The server's request counts after a case (read in the controller, never counted themselves)."""
+    return {"name": f"requests after {case.id}", "ansible.builtin.set_fact": {
+        "stats_after": "{{ stats_after | default({}) | combine({'" + case.id + "': (lookup('ansible.builtin.url', "
+                       "stats_url, split_lines=False) | from_json).data}) }}"}}
+
+
 def module_play(cases: list[Case], server_url: str, key: str, play_vars: dict[str, Any]) -> dict[str, Any]:
     tasks: list[dict[str, Any]] = []
     for case in cases:
         tasks.append({"name": f"bad input {case.id}", case.module: case.args, "register": f"case_{case.id.replace('-', '_')}",
                       "ignore_errors": True})
-        tasks.append({"name": f"requests after {case.id}", "ansible.builtin.set_fact": {
-            "stats_after": "{{ stats_after | default({}) | combine({'" + case.id + "': (lookup('ansible.builtin.url', "
-                           "stats_url, split_lines=False) | from_json).data}) }}"}})
+        tasks.append(stats_task(case))
     return {
         "name": "Bad input to the modules",
         "hosts": "localhost",
@@ -256,7 +261,9 @@ def role_play(cases: list[Case], server_url: str, key: str) -> dict[str, Any]:
             "rescue": [{"name": f"record why {case.id} failed", "ansible.builtin.set_fact": {
                 "role_failures": "{{ role_failures | default({}) | combine({'" + case.id + "': ansible_failed_result.msg}) }}"}}],
         })
-    return {"name": "Bad input to the role", "hosts": "localhost", "gather_facts": False, "tasks": tasks}
+        tasks.append(stats_task(case))
+    return {"name": "Bad input to the role", "hosts": "localhost", "gather_facts": False,
+            "vars": {"stats_url": server_url + "/_local/stats"}, "tasks": tasks}
 
 
 def normalise(message: str, urls: dict[str, str]) -> str:
@@ -388,7 +395,7 @@ def test_nothing_was_written(bad_input_run):
     assert bad_input_run["listed"] == []
     stats = run.dump["stats"]
     previous = {"reads": 0, "writes": 0, "requests": {}}
-    for case in bad_input_run["modules"]:
+    for case in bad_input_run["modules"] + bad_input_run["roles"]:
         now = stats[case.id]
         sent = now["reads"] + now["writes"] - previous["reads"] - previous["writes"]
         if not case.sends:

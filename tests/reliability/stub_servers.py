@@ -199,3 +199,64 @@ class FlakyProvider:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class DroppingProxy:
+    """A TCP proxy to `target_port` that hangs up on its first `drops` connections without a word,
+    as a load balancer does while the API restarts, and forwards every later one byte for byte."""
+
+    def __init__(self, target_port: int, drops: int) -> None:
+        self.dropped = 0
+        self.forwarded = 0
+        self._drops = drops
+        self._stop = threading.Event()
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self._listener.settimeout(0.1)
+        self._target_port = target_port
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _address = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if self.dropped < self._drops:
+                self.dropped += 1
+                client.close()
+                continue
+            self.forwarded += 1
+            upstream = socket.create_connection(("127.0.0.1", self._target_port))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while True:
+                chunk = source.recv(65536)
+                if not chunk:
+                    break
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def __enter__(self) -> "DroppingProxy":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._listener.close()

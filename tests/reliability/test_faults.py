@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 
 import reliability_harness as harness
-from stub_servers import BlockingProvider, FlakyProvider
+from stub_servers import BlockingProvider, DroppingProxy, FlakyProvider
 
 PRODUCT = "fault-product"
 ACCESS_TAG = "stripe-payments"
 ENVS = ["prd", "stg", "dev"]
-WEBHOOKS = ["wh_429", "wh_503_burst", "wh_502_504", "wh_exhausted", "wh_link", "wh_delete"]
+WEBHOOKS = ["wh_429", "wh_503_burst", "wh_502_504", "wh_exhausted", "wh_link", "wh_delete", "wh_dropped"]
+DROPS = 2  # connections the proxy in front of the server hangs up on
 
 
 def seed(key: str, provider_url: str | None = None, webhooks: tuple[str, ...] | list[str] | None = None) -> dict[str, Any]:
@@ -75,7 +76,7 @@ RIDDEN = {
 }
 
 
-def fault_play(server_url: str, key: str) -> dict[str, Any]:
+def fault_play(server_url: str, key: str, proxy_url: str) -> dict[str, Any]:
     def faults(name: str) -> list[dict[str, Any]]:
         return [fault(*spec) for spec in RIDDEN[name]]
 
@@ -102,11 +103,12 @@ def fault_play(server_url: str, key: str) -> dict[str, Any]:
         webhook_task("register the webhook to delete", "wh_delete", "rdelete_setup"),
         *faults("rdelete"),
         webhook_task("delete through a 503", "wh_delete", "rdelete", state="absent"),
+        webhook_task("register through a proxy that hangs up twice", "wh_dropped", "rdropped", api_url=proxy_url),
         *faults("rdeliveries"),
         {"name": "read the deliveries through two 503", "register": "rdeliveries", "ignore_errors": True,
          "ductape.webhooks.ductape_webhook_delivery_info": {"product": PRODUCT, "access_tag": ACCESS_TAG}},
     ]
-    names = list(RIDDEN) + ["rexhausted", "after_exhausted", "rexhausted_again", "rdelete_setup"]
+    names = list(RIDDEN) + ["rexhausted", "after_exhausted", "rexhausted_again", "rdelete_setup", "rdropped"]
     tasks.append(harness.dump_task("{" + ", ".join(f"'{name}': {name}" for name in names) + "}"))
     return {
         "name": "Modules through injected faults",
@@ -122,8 +124,10 @@ def fault_play(server_url: str, key: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def fault_run(tmp_path_factory):
     key = harness.plant("fault access key")
-    with harness.local_server(seed(key)) as server:
-        run = harness.run_playbook(tmp_path_factory.mktemp("faults"), [fault_play(server.url, key)], label="faults")
+    with harness.local_server(seed(key)) as server, DroppingProxy(server.port, DROPS) as proxy:
+        run = harness.run_playbook(tmp_path_factory.mktemp("faults"), [fault_play(server.url, key, proxy.url)],
+                                   label="faults")
+        assert proxy.dropped == DROPS
         stats = server.stats()
         rows = harness.stored_rows(server)
     assert run.dump is not None, run.output[-8000:]
@@ -150,15 +154,24 @@ def test_faults_are_ridden_out_with_a_warning_per_retry(fault_run, name):
     harness.figure("faults ridden", sum(count for *_ignored, count, _after in injected), detail=name)
 
 
+def test_dropped_connections_are_ridden_out_with_a_warning_each(fault_run):
+    result = fault_run["run"].dump["rdropped"]
+    assert not result.get("failed"), result.get("msg")
+    assert [env["action"] for env in result["envs"]] == ["created"] * 3
+    warnings = result.get("warnings") or []
+    assert len(warnings) == DROPS and all("could not reach the Ductape API" in w for w in warnings), warnings
+    harness.figure("faults ridden", DROPS, detail="rdropped")
+
+
 def test_faults_are_ridden_out_without_a_duplicate(fault_run):
     rows, stats = fault_run["rows"], fault_run["stats"]["requests"]
-    for tag in ("wh_429", "wh_503_burst", "wh_502_504", "wh_exhausted"):
+    for tag in ("wh_429", "wh_503_burst", "wh_502_504", "wh_exhausted", "wh_dropped"):
         assert sorted(row["product_env"] for row in live(rows, tag)) == sorted(ENVS), tag
     assert [row["product_env"] for row in rows if row["webhook_tag"] == "wh_link"] == ["dev"]
     # The deleted webhook is gone (its three registrations are tombstones), nothing else was touched.
     assert live(rows, "wh_delete") == []
     assert len([row for row in rows if row["webhook_tag"] == "wh_delete"]) == 3
-    assert len(rows) == 4 * 3 + 1 + 3
+    assert len(rows) == 5 * 3 + 1 + 3
     # Each faulted request was sent again, and only as often as it was refused.
     assert stats[LINK] == 2 + 1
     assert stats[DELIVERIES] == 2 + 1

@@ -40,6 +40,8 @@ step "antsibull-docs lint-collection-docs --plugin-docs"
 (cd "$LINK" && antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs all \
     --disallow-unknown-collection-refs --check-extra-docs-refs .) >"$WORK/lint.txt" 2>&1 || {
   cat "$WORK/lint.txt" >&2
+  echo "test-docs: every plugin needs documentation; a filter or test plugin documents each of its" \
+    "names in a YAML file beside it (plugins/filter/NAME.yml: DOCUMENTATION, EXAMPLES, RETURN)" >&2
   fail "antsibull-docs lint-collection-docs found problems"
 }
 

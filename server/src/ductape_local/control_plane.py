@@ -260,10 +260,18 @@ def list_webhooks(
     access_tag: Annotated[str, Query(min_length=1)],
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     cursor: Annotated[str | None, Query()] = None,
+    webhook_tag: Annotated[str | None, Query(
+        min_length=1,
+        description="ductape-local extension: only the webhook of this tag (an empty page when the app has none)",
+    )] = None,
 ) -> dict[str, Any]:
     found = grant.product(product)
     connection = grant.connection(found, access_tag)
     webhooks = grant.catalog.apps[connection.app].sorted_webhooks
+    if webhook_tag is not None:
+        # An extension of the contract, so that a client looking for one webhook reads one short page;
+        # a server without it answers the whole listing and the client filters.
+        webhooks = [w for w in webhooks if w.tag == webhook_tag]
     if cursor:
         after = decode_cursor(cursor, connection.app)
         webhooks = [w for w in webhooks if w.tag > after]

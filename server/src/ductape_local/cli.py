@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from importlib import resources
 from pathlib import Path
@@ -10,11 +11,24 @@ from ductape_local.catalog import SeedError
 from ductape_local.config import ServerConfig, default_public_url
 from ductape_local.delivery import retry_schedule_argument
 
+INGRESS_PATH = "/webhooks/v1/process/"
+
+
+class NoIngressLines(logging.Filter):
+    """Drops the access line of each provider event: the delivery log records every event already,
+    and one line per event cost the relay about a fifth of its accept rate."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (isinstance(args, tuple) and len(args) > 2 and str(args[2]).startswith(INGRESS_PATH))
+
+
 # uvicorn's access line holds the client, the request line (path and query) and the status, never
 # headers or bodies: access keys travel in headers and auth values in bodies.
 LOG_CONFIG = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"no_ingress": {"()": NoIngressLines}},
     "formatters": {
         "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(asctime)s %(levelname)s %(message)s",
                     "use_colors": False},
@@ -23,7 +37,8 @@ LOG_CONFIG = {
     },
     "handlers": {
         "default": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stderr"},
-        "access": {"class": "logging.StreamHandler", "formatter": "access", "stream": "ext://sys.stderr"},
+        "access": {"class": "logging.StreamHandler", "formatter": "access", "stream": "ext://sys.stderr",
+                   "filters": ["no_ingress"]},
     },
     "loggers": {
         "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},

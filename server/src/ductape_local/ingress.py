@@ -42,6 +42,19 @@ class Middleware:
             timeout=config.delivery_timeout,
             on_delivered=registrations.mark_active,
         )
+        # uuid -> (registrations_version when read, Target): the accept path reads the registration
+        # once per version instead of opening a connection per event.
+        self._targets: dict[str, tuple[int, Target]] = {}
+
+    def live_target(self, uuid: str) -> Target:
+        """Where an event for this link goes; 404 or 410 (ApiError) when the link forwards nowhere."""
+        version = self.registrations.registrations_version
+        cached = self._targets.get(uuid)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        target = _target(_live_registration(self, uuid))
+        self._targets[uuid] = (version, target)
+        return target
 
 
 @asynccontextmanager
@@ -102,8 +115,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _accept(middleware: Middleware, uuid: str, received: ReceivedEvent) -> str:
-    registration = _live_registration(middleware, uuid)
-    return middleware.events.add_event(_target(registration), received)
+    return middleware.events.add_event(middleware.live_target(uuid), received)
 
 
 @router.api_route("/webhooks/v1/process/{uuid}", methods=INGRESS_METHODS, status_code=202)

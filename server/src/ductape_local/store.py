@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import uuid as uuid_module
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -127,6 +128,10 @@ class UpsertOutcome:
 class Store:
     def __init__(self, path: Path | str):
         self.path = Path(path)
+        # Bumped after every committed change of a registration, so that a reader in this process
+        # (the ingress cache) knows its copy is stale. Only this process writes the database.
+        self.registrations_version = 0
+        self._version_lock = threading.Lock()
         with self.connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(SCHEMA)
@@ -143,8 +148,11 @@ class Store:
             conn.close()
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction holding SQLite's write lock from its first statement."""
+    def write(self, registrations_change: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction holding SQLite's write lock from its first statement.
+
+        Unless told it changes nothing the ingress reads, it bumps registrations_version once committed.
+        """
         with self.connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -153,6 +161,9 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+        if registrations_change:
+            with self._version_lock:
+                self.registrations_version += 1
 
     # The catalog (what the seed declared).
 
@@ -242,7 +253,8 @@ class Store:
 
     def mark_active(self, uuid: str) -> bool:
         """Record that an event reached the registration's url; False when it is unknown or deleted."""
-        with self.write() as conn:
+        # `active` is not part of what the ingress reads: its cache stays valid.
+        with self.write(registrations_change=False) as conn:
             return conn.execute(
                 "UPDATE registrations SET active = 1 WHERE uuid = ? AND deleted_at IS NULL", (uuid,)
             ).rowcount == 1

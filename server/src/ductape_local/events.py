@@ -157,6 +157,14 @@ class DeliveryFilter:
     status: str | None = None
 
 
+_INSERT_EVENT = (
+    "INSERT INTO middleware_events (event_id, registration_uuid, product, access_tag, "
+    "webhook_tag, env, target_url, target_method, request_method, request_path, "
+    "request_query, request_headers, body, received_at, state, next_attempt_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 class EventStore:
     def __init__(self, db_path: str, busy_timeout_s: float = 30.0):
         self._db_path = db_path
@@ -194,33 +202,48 @@ class EventStore:
 
     def add_event(self, target: Target, event: ReceivedEvent, now: float | None = None) -> str:
         """Commits the event, due at once, and returns its id. One INSERT, one transaction."""
+        event_id, row = self._event_row(target, event, now)
+        self._connection().execute(_INSERT_EVENT, row)
+        return event_id
+
+    def add_events(self, events: list[tuple[Target, ReceivedEvent]]) -> list[str]:
+        """Commits all the events in one transaction (group commit) and returns their ids, in order.
+
+        Either every event is committed or none is (the exception is raised after the rollback).
+        """
+        rows = [self._event_row(target, event, None) for target, event in events]
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(_INSERT_EVENT, [row for _, row in rows])
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return [event_id for event_id, _ in rows]
+
+    @staticmethod
+    def _event_row(target: Target, event: ReceivedEvent, now: float | None) -> tuple[str, tuple]:
         event_id = new_event_id()
         received_at = time.time() if now is None else now
-        self._connection().execute(
-            "INSERT INTO middleware_events (event_id, registration_uuid, product, access_tag, "
-            "webhook_tag, env, target_url, target_method, request_method, request_path, "
-            "request_query, request_headers, body, received_at, state, next_attempt_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                event_id,
-                target.registration_uuid,
-                target.product,
-                target.access_tag,
-                target.webhook_tag,
-                target.env,
-                target.url,
-                target.method,
-                event.method,
-                event.path,
-                event.query,
-                json.dumps(event.headers, ensure_ascii=False),
-                sqlite3.Binary(event.body),
-                received_at,
-                PENDING,
-                received_at,
-            ),
+        return event_id, (
+            event_id,
+            target.registration_uuid,
+            target.product,
+            target.access_tag,
+            target.webhook_tag,
+            target.env,
+            target.url,
+            target.method,
+            event.method,
+            event.path,
+            event.query,
+            json.dumps(event.headers, ensure_ascii=False),
+            sqlite3.Binary(event.body),
+            received_at,
+            PENDING,
+            received_at,
         )
-        return event_id
 
     # --- the worker's side -----------------------------------------------------------------
 

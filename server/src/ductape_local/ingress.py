@@ -7,6 +7,10 @@ control-plane route.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import queue
+import threading
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, AsyncIterator
 
@@ -26,7 +30,103 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 250
 INGRESS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
+# Most events committed in one transaction; more wait for the next one.
+MAX_BATCH = 256
+
 router = APIRouter()
+log = logging.getLogger(__name__)
+
+
+class GroupCommit:
+    """One thread that commits the events of all concurrent requests in one transaction.
+
+    A request hands its event over and waits; the thread takes every event waiting, looks up each
+    one's registration, commits them together, and only then answers each request (202 with its id,
+    or its 404/410). Under load one commit serves many events; alone, an event waits for nobody.
+    """
+
+    def __init__(self, middleware: "Middleware"):
+        self._middleware = middleware
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    async def accept(self, uuid: str, received: ReceivedEvent) -> str:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future = loop.create_future()
+        self._ensure_started()
+        self._queue.put((uuid, received, loop, answer))
+        return await answer
+
+    def _ensure_started(self) -> None:
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None:
+                thread = threading.Thread(target=self._run, name="ductape-ingress-commit", daemon=True)
+                thread.start()
+                self._thread = thread
+
+    def stop(self, wait_s: float) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(wait_s)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                batch, stopping = [first], False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        stopping = True
+                        break
+                    batch.append(item)
+                self._commit(batch)
+                if stopping:
+                    return
+        finally:
+            self._middleware.events.close_thread_connection()
+
+    def _commit(self, batch: list) -> None:
+        outcomes: list[Any] = [None] * len(batch)
+        accepted: list[tuple[int, Target, ReceivedEvent]] = []
+        for index, (uuid, received, _, _) in enumerate(batch):
+            try:
+                accepted.append((index, self._middleware.live_target(uuid), received))
+            except Exception as error:  # pylint: disable=broad-except  # 404/410 go to that request
+                outcomes[index] = error
+        if accepted:
+            try:
+                ids = self._middleware.events.add_events([(target, received) for _, target, received in accepted])
+            except Exception as error:  # pylint: disable=broad-except  # nothing was committed: each request fails
+                log.exception("could not commit %d events", len(accepted))
+                ids = [error] * len(accepted)
+            for (index, _, _), outcome in zip(accepted, ids):
+                outcomes[index] = outcome
+            self._middleware.worker.wake()
+        for (_, _, loop, answer), outcome in zip(batch, outcomes):
+            try:
+                loop.call_soon_threadsafe(_settle, answer, outcome)
+            except RuntimeError:  # the loop is closed: the server stopped, nobody waits for this answer
+                pass
+
+
+def _settle(answer: asyncio.Future, outcome: Any) -> None:
+    if answer.done():  # the client went away and the request was cancelled
+        return
+    if isinstance(outcome, BaseException):
+        answer.set_exception(outcome)
+    else:
+        answer.set_result(outcome)
 
 
 class Middleware:
@@ -45,6 +145,7 @@ class Middleware:
         # uuid -> (registrations_version when read, Target): the accept path reads the registration
         # once per version instead of opening a connection per event.
         self._targets: dict[str, tuple[int, Target]] = {}
+        self.group_commit = GroupCommit(self)
 
     def live_target(self, uuid: str) -> Target:
         """Where an event for this link goes; 404 or 410 (ApiError) when the link forwards nowhere."""
@@ -66,6 +167,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         # A delivery still in flight stays so in the database and is sent again on the next start.
+        await run_in_threadpool(app.state.middleware.group_commit.stop, 2.0)
         await run_in_threadpool(worker.stop, 2.0)
 
 
@@ -114,10 +216,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _accept(middleware: Middleware, uuid: str, received: ReceivedEvent) -> str:
-    return middleware.events.add_event(middleware.live_target(uuid), received)
-
-
 @router.api_route("/webhooks/v1/process/{uuid}", methods=INGRESS_METHODS, status_code=202)
 async def process_event(uuid: str, request: Request) -> JSONResponse:
     middleware = _middleware(request)
@@ -129,9 +227,8 @@ async def process_event(uuid: str, request: Request) -> JSONResponse:
         headers=[(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw],
         body=body,
     )
-    # one hop to a thread for both the lookup and the insert: the accept path is the hot one
-    event_id = await run_in_threadpool(_accept, middleware, uuid, received)
-    middleware.worker.wake()
+    # answered once the event is committed, together with those of concurrent requests
+    event_id = await middleware.group_commit.accept(uuid, received)
     return JSONResponse(success({"event_id": event_id}), status_code=202)
 
 

@@ -1,0 +1,62 @@
+"""Concurrent provider events are committed together (group commit) and each request still gets its own
+answer: 202 with a distinct event id that the delivery log already holds, or 410 for a deleted link,
+even when both kinds share one transaction; and a link whose registration changed is read afresh."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from delivery_receiver import Receiver
+
+from conftest import Api, data_of
+from ductape_local.testing import LocalServer
+
+REQUESTS = 96
+
+
+@pytest.fixture(scope="module")
+def api():
+    with LocalServer(retry_schedule="0.05") as server:
+        yield Api(server)
+
+
+def post(link: str, index: int) -> requests.Response:
+    return requests.post(link, json={"n": index}, timeout=30)
+
+
+def test_concurrent_events_each_get_their_own_answer_after_commit(api):
+    with Receiver() as receiver:
+        live = data_of(api.generate_link(env="dev", url=receiver.url + "/live"))["link"]
+        gone = data_of(api.generate_link(env="prd", url=receiver.url + "/gone"))
+        data_of(api.delete(gone["uuid"]))
+        links = [live if index % 3 else gone["link"] for index in range(REQUESTS)]
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            responses = list(pool.map(post, links, range(REQUESTS)))
+
+        ids = []
+        for link, response in zip(links, responses):
+            if link == live:
+                assert response.status_code == 202, response.text
+                ids.append(response.json()["data"]["event_id"])
+            else:
+                assert response.status_code == 410, response.text
+                assert gone["uuid"] in response.json()["errors"]
+        assert len(set(ids)) == len(ids) == links.count(live)
+        for event_id in ids:
+            # 202 was answered after the commit: the delivery log has every accepted event.
+            assert data_of(api.call("GET", f"/webhooks/v1/deliveries/{event_id}"))["event_id"] == event_id
+        bodies = sorted(request.body for request in receiver.wait_for(len(ids)))
+        assert len(bodies) == len(ids)
+
+
+def test_a_changed_registration_is_read_again_by_the_next_event(api):
+    with Receiver() as first, Receiver() as second:
+        link = data_of(api.generate_link(env="stg", url=first.url + "/a"))["link"]
+        assert post(link, 1).status_code == 202
+        first.wait_for(1)
+        data_of(api.generate_link(env="stg", url=second.url + "/b"))
+        assert post(link, 2).status_code == 202
+        [request] = second.wait_for(1)
+        assert request.path == "/b"

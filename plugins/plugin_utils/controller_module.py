@@ -115,6 +115,11 @@ class ControllerModuleAction(ActionBase):
 
     def _why_not_on_controller(self, task_vars: dict) -> str | None:
         wanted = task_vars.get(RUN_ON_CONTROLLER_VAR, True)
+        # With delegate_to, the delegated host's own setting decides, as its connection does.
+        delegated = (task_vars.get("ansible_delegated_vars") or {}).get(self._task.delegate_to) \
+            if self._task.delegate_to else None
+        if isinstance(delegated, dict) and RUN_ON_CONTROLLER_VAR in delegated:
+            wanted = delegated[RUN_ON_CONTROLLER_VAR]
         if not boolean(self._templar.template(wanted), strict=False):
             return f"{RUN_ON_CONTROLLER_VAR} is false"
         if self._connection.transport != "local":

@@ -1,0 +1,64 @@
+"""When the ductape action plugins run the module code in the controller process, and when they run the
+module the usual way (plugins/plugin_utils/controller_module.py), decided from the task alone.
+
+This is where a non-local connection is proved to select the module path: the integration test
+(tests/integration/test_action_plugin.py) has no SSH host, so it only shows that the module path works.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+
+from ansible_collections.ductape.webhooks.plugins.action.ductape_webhook import ActionModule
+
+
+def plugin(transport="local", become=False, async_val=0, delegate_to=None):
+    task = SimpleNamespace(async_val=async_val, delegate_to=delegate_to, action="ductape.webhooks.ductape_webhook",
+                           args={}, check_mode=False, diff=False)
+    connection = SimpleNamespace(transport=transport, has_native_async=False)
+    play_context = SimpleNamespace(become=become, remote_addr="somewhere")
+    templar = SimpleNamespace(template=lambda value: value)
+    return ActionModule(task, connection, play_context, loader=None, templar=templar)
+
+
+@pytest.mark.parametrize("transport", ["ssh", "paramiko", "winrm", "ansible.netcommon.httpapi"])
+def test_a_connection_that_is_not_local_runs_the_module(transport):
+    assert plugin(transport)._why_not_on_controller({}) == f"the connection is {transport}, not local"
+
+
+def test_a_local_connection_runs_in_the_controller_process():
+    assert plugin("local")._why_not_on_controller({}) is None
+    assert plugin("local")._why_not_on_controller({"ductape_run_on_controller": "yes"}) is None
+
+
+@pytest.mark.parametrize("options, task_vars, reason", [
+    ({"become": True}, {}, "the task uses become"),
+    ({"async_val": 30}, {}, "the task is async"),
+    ({}, {"ductape_run_on_controller": False}, "ductape_run_on_controller is false"),
+    ({}, {"ductape_run_on_controller": "false"}, "ductape_run_on_controller is false"),
+    # delegate_to: the delegated host's own setting wins over the play host's
+    ({"delegate_to": "target"}, {"ductape_run_on_controller": True,
+                                 "ansible_delegated_vars": {"target": {"ductape_run_on_controller": False}}},
+     "ductape_run_on_controller is false"),
+])
+def test_what_else_sends_a_local_task_to_the_module(options, task_vars, reason):
+    assert plugin(**options)._why_not_on_controller(task_vars) == reason
+
+
+def test_a_delegated_host_without_the_setting_keeps_the_play_hosts():
+    task_vars = {"ductape_run_on_controller": False, "ansible_delegated_vars": {"target": {}}}
+    assert plugin(delegate_to="target")._why_not_on_controller(task_vars) == "ductape_run_on_controller is false"
+
+
+def test_run_over_ssh_executes_the_module_and_never_imports_its_code_here():
+    action = plugin("ssh")
+    with mock.patch("ansible.plugins.action.ActionBase.run", return_value={}), \
+            mock.patch.object(ActionModule, "load_module_logic") as load, \
+            mock.patch.object(ActionModule, "_execute_module", return_value={"changed": False, "ran": "module"}), \
+            mock.patch.object(ActionModule, "_remove_tmp_path"):
+        action._connection._shell = SimpleNamespace(tmpdir=None)
+        result = action.run(task_vars={})
+    assert result["ran"] == "module"
+    load.assert_not_called()

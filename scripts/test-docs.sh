@@ -99,6 +99,43 @@ if version not in releases:
              f"run `antsibull-changelog release --version {version}`")
 EOF
 
+step "every module and plugin ansible-doc lists is announced in changelogs/changelog.yaml"
+# antsibull-changelog records new plugins only when it creates a release: one added afterwards to a
+# version already in changelog.yaml would silently be missing from the release notes.
+for type in module filter test lookup inventory callback connection; do
+  ansible-doc -t "$type" -l ductape.webhooks --json >"$WORK/doc-list-$type.json" 2>"$WORK/doc-list.err" || {
+    cat "$WORK/doc-list.err" >&2
+    fail "ansible-doc -t $type -l ductape.webhooks failed"
+  }
+done
+python - "$WORK" <<'EOF' || fail "plugins missing from the changelog (above)"
+import json
+import pathlib
+import sys
+import yaml
+work = pathlib.Path(sys.argv[1])
+releases = yaml.safe_load(open("changelogs/changelog.yaml")).get("releases") or {}
+announced = set()
+for release in releases.values():
+    announced |= {("module", m["name"]) for m in release.get("modules") or []}
+    for kind, plugins in (release.get("plugins") or {}).items():
+        announced |= {(kind, p["name"]) for p in plugins}
+missing = []
+for listing in sorted(work.glob("doc-list-*.json")):
+    kind = listing.stem.removeprefix("doc-list-")
+    for fqcn in json.loads(listing.read_text()):
+        name = fqcn.removeprefix("ductape.webhooks.")
+        if (kind, name) not in announced:
+            missing.append(f"{kind} {fqcn}")
+if missing:
+    print("not in any release of changelogs/changelog.yaml: " + ", ".join(missing), file=sys.stderr)
+    print("a new version records them with `antsibull-changelog release --version X.Y.Z`; for the version "
+          "already released there, add each one under releases.<version>.modules (modules) or "
+          "releases.<version>.plugins.<type> (name, description, namespace), then run "
+          "`scripts/test-docs.sh --update`", file=sys.stderr)
+    sys.exit(1)
+EOF
+
 step "CHANGELOG.rst is what antsibull-changelog generates"
 mkdir -p "$WORK/changelog/changelogs"
 cp galaxy.yml "$WORK/changelog/"

@@ -18,6 +18,7 @@ its messages and ``invocation``; warnings are returned as the module returns the
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import json
 import os
@@ -50,6 +51,7 @@ class ModuleLogic(t.NamedTuple):
     run: t.Callable[[dict, bool, bool, t.Callable[[str], None]], dict]
 
 
+@functools.lru_cache(maxsize=None)
 def module_logic(module_name: str) -> ModuleLogic:
     """The logic of plugins/modules/<module_name>.py, which every ductape module exposes.
 
@@ -58,6 +60,13 @@ def module_logic(module_name: str) -> ModuleLogic:
     """
     module = importlib.import_module(f"{COLLECTION_MODULES}.{module_name}")
     return ModuleLogic(module.argument_spec(), dict(getattr(module, "ARGUMENT_SPEC_OPTIONS", {})), module.run)
+
+
+# One worker process runs every item of a loop: the module's code and its validator are built once.
+@functools.lru_cache(maxsize=None)
+def _validator(module_name: str) -> ModuleArgumentSpecValidator:
+    logic = module_logic(module_name)
+    return ModuleArgumentSpecValidator(logic.argument_spec, **logic.validator_options)
 
 
 @contextlib.contextmanager
@@ -89,9 +98,13 @@ class ControllerModuleAction(ActionBase):
     _supports_check_mode = True
     _supports_async = True
 
+    @property
+    def module_name(self) -> str:
+        return type(self).__module__.rpartition(".")[2]
+
     def load_module_logic(self) -> ModuleLogic:
         """Import the module's code; ImportError (requests missing here) means: run the module instead."""
-        return module_logic(type(self).__module__.rpartition(".")[2])
+        return module_logic(self.module_name)
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
@@ -143,9 +156,9 @@ class ControllerModuleAction(ActionBase):
         return environment
 
     def _run_in_process(self, logic: ModuleLogic) -> dict:
-        validator = ModuleArgumentSpecValidator(logic.argument_spec, **logic.validator_options)
         with _process_environment(self._task_environment()):
-            validation = validator.validate(dict(self._task.args))
+            # Plain data first: the validator deep-copies its input, and templated values copy slowly.
+            validation = _validator(self.module_name).validate(_plain(dict(self._task.args)))
         no_log_values = validation._no_log_values
         params = validation.validated_parameters
 

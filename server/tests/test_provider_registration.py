@@ -129,3 +129,30 @@ def test_unreachable_provider_is_a_502_without_the_url_or_secrets(api):
     [prd] = [r for r in live_registrations(api, webhook_tag="refund_unreachable") if r["productEnv"] == "prd"]
     assert prd["provider_registration"]["status"] == "failed"
     assert prd["provider_registration"]["http_status"] is None
+
+
+def test_a_provider_call_under_way_reads_pending_and_its_failure_failed():
+    """The status is committed as pending before the provider is called, so a server that dies during
+    the call leaves a status that says the provider's answer is missing (null would say: no endpoint)."""
+    import threading
+
+    # A listening socket that never accepts: the provider call connects and then waits for an answer.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        seed = seed_with_endpoints(f"http://127.0.0.1:{silent.getsockname()[1]}")
+        with LocalServer(seed, provider_timeout=3) as server:
+            api = Api(server)
+            answers = []
+            call = threading.Thread(target=lambda: answers.append(register(api, "refund_body", envs=[
+                {"slug": "prd", "url": "https://api.example.com/refunds", "auth": AUTH}])))
+            call.start()
+            seen = set()
+            while call.is_alive():
+                for registration in live_registrations(api, webhook_tag="refund_body"):
+                    seen.add((registration["provider_registration"] or {}).get("status"))
+            call.join()
+            assert "pending" in seen, seen
+            assert answers[0].status_code == 502, answers[0].text
+            [stored] = live_registrations(api, webhook_tag="refund_body")
+            assert stored["provider_registration"]["status"] == "failed", stored

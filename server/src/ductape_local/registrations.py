@@ -6,7 +6,7 @@ from typing import Any
 
 from ductape_local.catalog import Connection, WebhookDefinition
 from ductape_local.provider import register_at_provider
-from ductape_local.store import Registration, RegistrationKey, Store
+from ductape_local.store import ProviderRegistration, Registration, RegistrationKey, Store, utc_now
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,11 @@ class Registrar:
             # A link that the provider does not hold yet (never sent, or refused last time) is sent again
             # even when nothing else changed: the desired state includes the provider knowing the link.
             if endpoint and (changed or previous is None or previous.status != "registered"):
+                # "pending" is committed before the call: if the server dies during it, the listing shows
+                # that the provider's answer is missing (null would read as "no registration endpoint"),
+                # and a client sends the registration again.
+                registration = self.store.record_provider_registration(
+                    registration.uuid, ProviderRegistration("pending", None, utc_now(), None)) or registration
                 # Outside any write transaction: a slow provider must not hold SQLite's write lock.
                 result = register_at_provider(endpoint, registration.auth, self.link(registration.uuid),
                                               self.provider_timeout)

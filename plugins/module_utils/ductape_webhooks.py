@@ -26,6 +26,7 @@ UNCHANGED = "unchanged"
 DELETED = "deleted"
 ABSENT = "absent"
 WRITING_ACTIONS = frozenset((CREATED, UPDATED, DELETED))
+AUTH_PARTS = ("headers", "query", "body", "params")
 
 _URL = re.compile(r"^https?://[^/?#\s]+[^\s]*$", re.IGNORECASE)
 
@@ -67,6 +68,7 @@ def check_envs(envs, state):
                             % (field, quoted(slug), first_index[slug], index))
         else:
             first_index[slug] = index
+        problems.extend(_auth_problems(env.get("auth"), field, slug))
         if state == "present":
             url = env.get("url")
             if not url:
@@ -74,6 +76,37 @@ def check_envs(envs, state):
             elif not _URL.match(url):
                 problems.append("%s.url: must be an absolute http:// or https:// URL (got %s in env %s)"
                                 % (field, quoted(url), quoted(slug)))
+    return problems
+
+
+def _kind(value):
+    """What a value is, for an error message that must not show the value itself (it may be a secret)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return "a %s" % type(value).__name__
+
+
+def _auth_problems(auth, field, slug):
+    """The shape of one env's auth: a mapping of AUTH_PARTS, each a mapping. Never quotes a value."""
+    if auth is None:
+        return []
+    if not isinstance(auth, dict):
+        return ["%s.auth: must be a mapping with any of the keys %s (got %s in env %s; its value is not shown)"
+                % (field, ", ".join(AUTH_PARTS), _kind(auth), quoted(slug))]
+    problems = []
+    for part in sorted(auth, key=str):
+        if part not in AUTH_PARTS:
+            problems.append("%s.auth: unknown part %s in env %s; the parts are %s"
+                            % (field, quoted(str(part)), quoted(slug), ", ".join(AUTH_PARTS)))
+        elif auth[part] is not None and not isinstance(auth[part], dict):
+            problems.append("%s.auth.%s: must be a mapping of names to values (got %s in env %s; "
+                            "its value is not shown)" % (field, part, _kind(auth[part]), quoted(slug)))
     return problems
 
 
@@ -96,7 +129,17 @@ def decide(current, desired, state):
     if (current.get("url") != desired["url"] or current.get("method") != desired["method"]
             or current.get("auth_digest") != auth_digest(desired["auth"])):
         return UPDATED
+    if provider_left_undone(current):
+        # The provider does not hold the link yet (refused, or the server stopped mid-call): sending
+        # the same registration again makes the server retry the provider.
+        return UPDATED
     return UNCHANGED
+
+
+def provider_left_undone(registration):
+    """True when the env has a provider registration endpoint and the provider has not taken the link."""
+    provider = (registration or {}).get("provider_registration")
+    return isinstance(provider, dict) and provider.get("status") != "registered"
 
 
 def plan_registration(current_by_env, envs, state):

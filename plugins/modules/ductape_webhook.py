@@ -62,23 +62,13 @@ options:
       auth:
         description:
           - Authentication and structure of the request that registers the link at the provider
-            (Ductape's C(IActionRequest)). Absent parts count as empty.
-          - Never shown in results, diffs, errors or logs. Compared by digest, so a changed value is noticed
-            without the stored one ever being read.
-        type: dict
-        suboptions:
-          headers:
-            description: Request headers, for example C(Authorization).
-            type: dict
-          query:
-            description: Query string parameters.
-            type: dict
-          body:
-            description: Body fields.
-            type: dict
-          params:
-            description: Path parameters.
-            type: dict
+            (Ductape's C(IActionRequest)), a mapping with any of the parts C(headers) (request headers,
+            for example C(Authorization)), C(query) (query string parameters), C(body) (body fields) and
+            C(params) (path parameters), each a mapping of names to values. Absent parts count as empty.
+          - Never shown in results, diffs, errors or logs, not even when it has the wrong shape; then the
+            error names the env and the part, and says what kind of value it got, but not the value.
+          - Compared by digest, so a changed value is noticed without the stored one ever being read.
+        type: raw
   state:
     description:
       - V(present) creates or updates the registration of each listed env.
@@ -196,7 +186,10 @@ envs:
       description:
         - Whether Ductape registered the link at the provider; null where the app's environment has no
           registration endpoint (paste the link in the provider's dashboard instead).
-        - Keys C(status) (V(registered) or V(failed)), C(http_status), C(at), C(error).
+        - Keys C(status) (V(registered) or V(failed); V(pending) while the call is under way or when the server
+          stopped during it), C(http_status), C(at), C(error).
+        - An env whose status is not V(registered) counts as V(updated) on the next run, which sends the
+          registration again so that the provider is asked again.
       type: dict
       sample: {status: registered, http_status: 200, at: "2026-01-15T10:02:03Z", error: null}
 diff:
@@ -242,12 +235,10 @@ def argument_spec():
             slug=dict(type="str", required=True),
             url=dict(type="str"),
             method=dict(type="str", choices=list(HTTP_METHODS), default="POST"),
-            auth=dict(type="dict", no_log=True, options=dict(
-                headers=dict(type="dict"),
-                query=dict(type="dict"),
-                body=dict(type="dict"),
-                params=dict(type="dict"),
-            )),
+            # raw, not a dict with options: a value of the wrong shape must still be registered as
+            # no_log before it is refused, or the failed task's invocation would show it in clear.
+            # check_envs checks the shape (a mapping of AUTH_PARTS, each a mapping).
+            auth=dict(type="raw", no_log=True),
         )),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )

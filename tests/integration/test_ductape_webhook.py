@@ -477,9 +477,6 @@ def test_a_refused_provider_registration_fails_naming_the_env_and_the_status(run
     assert stored(run, "provider_refused", PROVIDER_TAG)["prd"] == stored(run, "provider_ok_again", PROVIDER_TAG)["prd"]
 
 
-@pytest.mark.xfail(strict=True, reason="ductape_webhook compares url, method and auth digest only, so an env whose "
-                   "provider_registration failed is 'unchanged' and the provider is never retried, contrary to the "
-                   "module's notes; remove this mark when the module treats status 'failed' as a change")
 def test_running_again_after_a_refused_provider_registration_retries_the_provider(run, provider):
     # The module's notes: "running it again retries the provider". The stored url, method and auth
     # already match, so only the failed provider_registration says that something is left to do.

@@ -260,16 +260,12 @@ def test_server_killed_mid_converge_then_a_rerun_converges(tmp_path):
     KILL_OUTCOME["provider calls"] = len(provider.calls)
 
 
-# Open bugs, each proven by a test that is an xfail(strict): it turns red once the bug is fixed, so
-# that the mark is removed then.
-PROVIDER_RESEND_BUG = (
-    "ductape_webhook compares only url, method and auth digest, so an env whose provider registration "
-    "failed (or never finished) is reported unchanged and the link is never sent to the provider again")
+# A provider that refused the link, or never answered because the server died mid-call, is sent the
+# link again by the next run: ductape-local marks the call "pending" first, and ductape_webhook treats
+# any provider status but "registered" as something left to do.
 KILL_OUTCOME: dict[str, Any] = {}
 
 
-@pytest.mark.xfail(strict=True, reason=PROVIDER_RESEND_BUG + "; and the server records nothing before it calls "
-                   "the provider, so a crash then leaves provider_registration null, as if there were no endpoint")
 def test_after_the_kill_the_rerun_gives_the_provider_its_link():
     prd = KILL_OUTCOME.get("prd")
     assert prd is not None, "test_server_killed_mid_converge_then_a_rerun_converges did not get that far"
@@ -278,7 +274,6 @@ def test_after_the_kill_the_rerun_gives_the_provider_its_link():
         f"(provider calls: {KILL_OUTCOME['provider calls']}): {prd['provider_registration']}")
 
 
-@pytest.mark.xfail(strict=True, reason=PROVIDER_RESEND_BUG)
 def test_a_failed_provider_registration_is_sent_again_by_the_next_run(tmp_path):
     """The provider refuses the first registration (HTTP 500): the module fails naming the env and the
     provider's status, and the next identical run must send the link again rather than call it unchanged."""

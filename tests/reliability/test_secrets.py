@@ -238,10 +238,6 @@ def test_the_server_log_holds_no_secret():
     assert not harness.secret_hits(logs)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ductape_webhook: an auth (or auth part) that is not a mapping fails argument validation before ansible "
-    "registers it as a no_log value, so the failed task's invocation shows it in clear at -vvv (controller "
-    "process and AnsiballZ alike)"))
 def test_auth_of_the_wrong_shape_is_refused_without_showing_it(secret_runs, secrets):
     run = secret_runs["runs"]["auth typos"]
     assert run.output.count("FAILED!") >= 6, run.output[-4000:]

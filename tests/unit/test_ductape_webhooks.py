@@ -170,3 +170,43 @@ def test_an_env_result_never_carries_auth():
     result = logic.env_result("prd", "unchanged", CURRENT["prd"])
     assert set(result) == {"slug", "action", "uuid", "link", "url", "method", "provider_registration"}
     assert result["uuid"] == "uuid-prd" and result["link"].endswith("/uuid-prd")
+
+
+@pytest.mark.parametrize("status", ["failed", "pending"])
+def test_a_provider_that_does_not_hold_the_link_makes_the_env_an_update(status):
+    # url, method and auth all match: only the provider's status says that something is left to do.
+    current = dict(CURRENT["dev"], provider_registration={"status": status, "http_status": None,
+                                                          "at": "2026-11-29T00:00:00.000Z", "error": None})
+    plan = logic.plan_registration({"dev": current}, [wanted("dev", "https://dev.example.com/hook")], "present")
+    assert actions(plan) == {"dev": "updated"}
+
+
+def test_a_registered_provider_or_none_at_all_leaves_the_env_unchanged():
+    registered = dict(CURRENT["dev"], provider_registration={"status": "registered", "http_status": 200,
+                                                             "at": "2026-11-29T00:00:00.000Z", "error": None})
+    envs = [wanted("dev", "https://dev.example.com/hook")]
+    assert actions(logic.plan_registration({"dev": registered}, envs, "present")) == {"dev": "unchanged"}
+    assert actions(logic.plan_registration({"dev": CURRENT["dev"]}, envs, "present")) == {"dev": "unchanged"}
+
+
+@pytest.mark.parametrize("auth, field, kind", [
+    ("Bearer sk_live_typo_secret_1", "envs[0].auth:", "a string"),
+    (["sk_live_typo_secret_1"], "envs[0].auth:", "a list"),
+    ({"headers": "X-Api-Key: sk_live_typo_secret_1"}, "envs[0].auth.headers:", "a string"),
+    ({"body": 12345678}, "envs[0].auth.body:", "a number"),
+    ({"cookies": {"session": "sk_live_typo_secret_1"}}, 'envs[0].auth: unknown part "cookies"', None),
+])
+def test_auth_of_the_wrong_shape_is_refused_naming_the_part_but_not_the_value(auth, field, kind):
+    problems = logic.check_envs([{"slug": "prd", "url": "https://api.example.com/hook", "auth": auth}], "present")
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(field), problems
+    assert '"prd"' in problems[0]
+    if kind:
+        assert kind in problems[0]
+    assert "sk_live_typo_secret_1" not in problems[0] and "12345678" not in problems[0]
+
+
+def test_auth_with_known_parts_or_none_passes_the_shape_check():
+    for auth in (None, {}, {"headers": {"Authorization": "x"}, "query": None}, PRD_AUTH):
+        assert logic.check_envs([{"slug": "prd", "url": "https://api.example.com/hook", "auth": auth}],
+                                "present") == []

@@ -242,8 +242,13 @@ class DuctapeClient:
                     "%s: the TLS connection to %s failed (%s); check the API URL and its certificate, or set "
                     "validate_certs: false for a server you trust" % (operation, url, self._scrub(error)),
                     operation=operation)
+            except requests.exceptions.ReadTimeout as error:
+                problem = "the Ductape API at %s did not answer within the timeout of %s s (%s)" % (
+                    url, self.timeout, self._scrub(error))
+                status = None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
-                problem = "could not reach the Ductape API at %s (%s)" % (url, self._scrub(error))
+                problem = "could not reach the Ductape API at %s; check the api_url option (%s)" % (
+                    url, self._scrub(error))
                 status = None
             else:
                 if response.status_code not in RETRYABLE_STATUSES:

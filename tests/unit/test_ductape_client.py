@@ -240,7 +240,16 @@ def test_an_unreachable_api_fails_naming_the_url():
     assert len(http.sent) == 3
     assert raised.value.status is None
     assert API_URL in str(raised.value) or "ductape.test" in str(raised.value)
+    assert "check the api_url option" in str(raised.value)
     assert_no_secret(http, str(raised.value))
+
+
+def test_an_api_that_does_not_answer_in_time_names_the_timeout_not_api_url():
+    http = ScriptedHTTP([requests.ReadTimeout("Read timed out. (read timeout=7)")])
+    with pytest.raises(DuctapeApiError) as raised:
+        list_webhooks(client_for(http, retries=0, timeout=7))
+    assert "did not answer within the timeout of 7 s" in str(raised.value), str(raised.value)
+    assert "api_url" not in str(raised.value)
 
 
 def test_the_env_is_named_when_one_applies():

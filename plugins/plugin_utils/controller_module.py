@@ -26,7 +26,7 @@ import typing as t
 
 from ansible.module_utils.common.arg_spec import ModuleArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
-from ansible.module_utils.errors import UnsupportedError
+from ansible.module_utils.errors import NoLogError, UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
@@ -163,9 +163,7 @@ class ControllerModuleAction(ActionBase):
         params = validation.validated_parameters
 
         if validation.error_messages:
-            message = validation.errors.msg
-            if isinstance(validation.errors[0], UnsupportedError):
-                message = f"Unsupported parameters for ({self._task.action}) module: {message}"
+            message = self._validation_message(validation.errors)
             return self._finish({"failed": True, "msg": message}, params, no_log_values)
 
         warnings: list[str] = []
@@ -179,6 +177,20 @@ class ControllerModuleAction(ActionBase):
         if warnings:
             outcome = dict(outcome, warnings=list(outcome.get("warnings", [])) + warnings)
         return self._finish(outcome, params, no_log_values)
+
+    def _validation_message(self, errors) -> str:
+        """Every argument error, not only the first as AnsibleModule reports: the first is often a
+        generic one ("dictionary requested ...") and the one naming the option comes after it."""
+        # A NoLogError is the no_log scan tripping over the same wrong value that a later error names.
+        named = [error for error in errors if not isinstance(error, NoLogError)] or list(errors)
+        messages: list[str] = []
+        for error in named:
+            text = error.msg
+            if isinstance(error, UnsupportedError):
+                text = f"Unsupported parameters for ({self._task.action}) module: {text}"
+            if text not in messages:
+                messages.append(text)
+        return "; ".join(messages)
 
     @staticmethod
     def _finish(outcome: dict, params: dict, no_log_values: set) -> dict:

@@ -335,13 +335,7 @@ def messages(bad_input_run) -> list[tuple[Case, str]]:
 # Cases whose message does not yet name what it should, with what is missing. Each is checked by
 # test_known_gap below, which is an xfail(strict): it turns red as soon as the gap is closed, so that
 # the entry is removed here and the case joins the strict test.
-KNOWN_GAPS = {
-    "w-envs-not-list": "the in-process argument check keeps only the first validation error "
-                       "('dictionary requested, could not parse JSON or key=value'), which names no option",
-    "w-env-not-dict": "same as w-envs-not-list",
-    "w-auth-not-dict": "same as w-envs-not-list: the message does not say that auth is wrong",
-    "w-unreachable": "the message names the URL but not the option to fix (api_url)",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def problem(case: Case, message: str, urls: dict[str, str], secrets: dict[str, str]) -> str | None:

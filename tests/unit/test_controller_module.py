@@ -62,3 +62,26 @@ def test_run_over_ssh_executes_the_module_and_never_imports_its_code_here():
         result = action.run(task_vars={})
     assert result["ran"] == "module"
     load.assert_not_called()
+
+
+def _in_process_failure(args):
+    action = plugin()
+    action._task.args = dict({"product": "p", "access_tag": "a", "webhook_tag": "w", "access_key": "unit-test-key-1",
+                              "api_url": "http://127.0.0.1:9"}, **args)
+    with mock.patch.object(ActionModule, "_task_environment", return_value={}):
+        result = action._run_in_process(action.load_module_logic())
+    assert result["failed"] is True, result
+    return result["msg"]
+
+
+@pytest.mark.parametrize("envs", ["prd", ["prd"]])
+def test_an_argument_error_names_the_option_not_only_the_generic_first_error(envs):
+    message = _in_process_failure({"envs": envs})
+    assert "option 'envs'" in message, message
+    assert message.count("dictionary requested") == 1, message
+
+
+def test_every_argument_error_is_reported_the_unsupported_one_with_its_prefix():
+    message = _in_process_failure({"envs": [{"slug": "prd", "method": "TRACE", "bogus": 1}]})
+    assert "value of method must be one of" in message, message
+    assert "Unsupported parameters for (ductape.webhooks.ductape_webhook) module: envs.bogus" in message, message

@@ -138,8 +138,9 @@ def register_plan(webhooks, group_hosts, hostvars, group="ductape_environments")
     """The role's inputs as module calls: ``{problems, full_calls, link_calls}``.
 
     ``problems`` names every input error (host or webhook, variable, value; never an auth value);
-    ``full_calls`` has one ductape_webhook call per webhook with all of its full-mode environments;
-    ``link_calls`` one ductape_webhook_link call per webhook and link-mode environment.
+    ``full_calls`` has one entry of ductape_webhook's ``webhooks`` option per webhook with all of its
+    full-mode environments; ``link_calls`` one ductape_webhook_link call per webhook and link-mode
+    environment; ``env_hosts`` maps each environment slug to its host.
     """
     if not isinstance(webhooks, list):
         raise AnsibleFilterError(f"register_plan: ductape_webhooks must be a list, not {type(webhooks).__name__}")
@@ -175,7 +176,6 @@ def register_plan(webhooks, group_hosts, hostvars, group="ductape_environments")
         _override_problems(overrides, prefix, group, known_envs, problems)
 
         call_envs: list = []
-        call_hosts: dict = {}
         for env, (host, variables) in envs.items():
             if only_envs is not None and env not in only_envs:
                 continue
@@ -195,11 +195,10 @@ def register_plan(webhooks, group_hosts, hostvars, group="ductape_environments")
             override_auth = override.get("auth")
             auth = merge_hash(auth, override_auth if isinstance(override_auth, Mapping) else {})
             call_envs.append({"slug": env, "url": url, "method": method, "auth": auth})
-            call_hosts[env] = host
         if call_envs:
-            full_calls.append({"access_tag": access_tag, "webhook_tag": webhook_tag,
-                               "envs": call_envs, "hosts": call_hosts})
-    return {"problems": problems, "full_calls": full_calls, "link_calls": link_calls}
+            full_calls.append({"access_tag": access_tag, "webhook_tag": webhook_tag, "envs": call_envs})
+    return {"problems": problems, "full_calls": full_calls, "link_calls": link_calls,
+            "env_hosts": {env: host for env, (host, _variables) in envs.items()}}
 
 
 def _results(registered) -> list:
@@ -208,40 +207,48 @@ def _results(registered) -> list:
     return list(registered.get("results") or [])
 
 
-def register_failures(full_results) -> list:
-    """One line per failed ductape_webhook call: the webhook, its envs and the module's message."""
+def _webhooks(full_result) -> list:
+    """The per-webhook outcomes of the role's one ductape_webhook task (its option ``webhooks``)."""
+    if not isinstance(full_result, Mapping):
+        return []
+    return [outcome for outcome in full_result.get("webhooks") or [] if isinstance(outcome, Mapping)]
+
+
+def register_failures(full_result) -> list:
+    """One line per webhook that the ductape_webhook task failed to register: the webhook, its envs and why."""
+    if not isinstance(full_result, Mapping) or not full_result.get("failed"):
+        return []
     lines = []
-    for result in _results(full_results):
-        if not result.get("failed"):
+    for outcome in _webhooks(full_result):
+        if not outcome.get("failed"):
             continue
-        item = result.get("item") or {}
-        slugs = ", ".join(str(env.get("slug")) for env in item.get("envs") or [])
-        lines.append(f"{item.get('access_tag')}/{item.get('webhook_tag')} in {slugs}: "
-                     f"{result.get('msg') or 'failed without a message'}")
-    return lines
+        slugs = ", ".join(str(env.get("slug")) for env in outcome.get("envs") or [])
+        lines.append(f"{outcome.get('access_tag')}/{outcome.get('webhook_tag')} in {slugs}: "
+                     f"{outcome.get('msg') or 'failed without a message'}")
+    # Refused before any request (an option, the access key): the task's own message says why.
+    return lines or [full_result.get("msg") or "ductape.webhooks.ductape_webhook failed without a message"]
 
 
-def register_registrations(full_results, link_results, group_hosts) -> list:
+def register_registrations(full_result, link_results, group_hosts, env_hosts) -> list:
     """One row per webhook and environment, in the group's host order; names, URLs, links, statuses only.
 
     ``paste_link`` is true where nobody registered the link at the provider: link mode, an app
     environment without a registration endpoint, or a provider registration that failed.
     """
     rows = []
-    for result in _results(full_results):
-        if "envs" not in result:
+    hosts = env_hosts if isinstance(env_hosts, Mapping) else {}
+    for outcome in _webhooks(full_result):
+        if outcome.get("failed"):
             continue
-        item = result.get("item") or {}
-        hosts = item.get("hosts") or {}
-        for env in result["envs"] or []:
+        for env in outcome.get("envs") or []:
             provider = env.get("provider_registration")
             rows.append({
-                "access_tag": item.get("access_tag"),
-                "webhook_tag": item.get("webhook_tag"),
+                "access_tag": outcome.get("access_tag"),
+                "webhook_tag": outcome.get("webhook_tag"),
                 "env": env.get("slug"),
                 "host": hosts.get(env.get("slug")),
                 "mode": "full",
-                "action": env.get("action", "changed" if result.get("changed") else "unchanged"),
+                "action": env.get("action", "changed" if outcome.get("changed") else "unchanged"),
                 "uuid": env.get("uuid"),
                 "link": env.get("link"),
                 "url": env.get("url"),

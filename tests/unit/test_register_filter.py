@@ -38,7 +38,9 @@ def test_one_full_call_per_webhook_and_one_link_call_per_link_mode_environment()
                     "auth": {"headers": {"X-Key": "webhook-level"}, "query": {"q": "1"}}}])
     assert result["problems"] == []
     [call] = result["full_calls"]
-    assert call["hosts"] == {"prd": "prd", "dev": "dev-host"}
+    # Each call is one entry of ductape_webhook's option webhooks, as it is: nothing else in it.
+    assert set(call) == {"access_tag", "webhook_tag", "envs"}
+    assert result["env_hosts"] == {"prd": "prd", "stg": "stg", "dev": "dev-host"}
     assert call["envs"] == [
         # The webhook's auth is merged over the host's, key by key.
         {"slug": "prd", "url": "https://prd.example/hooks/paid", "method": "POST",
@@ -116,17 +118,22 @@ def test_a_path_needs_the_hosts_base_url_and_an_empty_group_is_a_problem():
         "inventory group 'envs' (ductape_environments_group) has no hosts: add one host per Ductape environment"]
 
 
-FULL_RESULTS = {"results": [
-    {"changed": True, "item": {"access_tag": "pay", "webhook_tag": "a", "hosts": {"prd": "prd", "dev": "dev-host"},
-                               "envs": [{"slug": "prd", "auth": {"headers": {"X-Key": SECRET}}}]},
+# The registered result of the role's one ductape_webhook task, in the batch form.
+FULL_RESULT = {"changed": True, "failed": True, "msg": "1 of 2 webhooks failed: pay/b: HTTP 403 for product 'pay'",
+               "invocation": {"module_args": {"webhooks": [
+                   {"access_tag": "pay", "webhook_tag": "a",
+                    "envs": [{"slug": "prd", "auth": {"headers": {"X-Key": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"}}}]}]}},
+               "webhooks": [
+    {"access_tag": "pay", "webhook_tag": "a", "changed": True,
      "envs": [{"slug": "dev", "action": "created", "uuid": "u1", "link": "https://link/1", "url": "https://d/a",
                "method": "POST", "provider_registration": {"status": "registered"}},
               {"slug": "prd", "action": "updated", "uuid": "u2", "link": "https://link/2", "url": "https://p/a",
                "method": "PUT", "provider_registration": None}]},
-    {"failed": True, "msg": "HTTP 403 for product 'pay'",
-     "item": {"access_tag": "pay", "webhook_tag": "b", "hosts": {"prd": "prd"},
-              "envs": [{"slug": "prd", "auth": {"headers": {"X-Key": SECRET}}}]}},
+    {"access_tag": "pay", "webhook_tag": "b", "changed": False, "failed": True, "msg": "HTTP 403 for product 'pay'",
+     "envs": [{"slug": "prd", "action": None, "uuid": None, "link": None, "url": "https://p/b", "method": "POST",
+               "provider_registration": None}]},
 ]}
+ENV_HOSTS = {"prd": "prd", "stg": "stg", "dev": "dev-host"}
 LINK_RESULTS = {"results": [
     {"changed": False, "action": "unchanged", "uuid": "u3", "link": "https://link/3",
      "item": {"access_tag": "pay", "webhook_tag": "a", "env": "stg", "host": "stg", "url": "https://s/a",
@@ -135,23 +142,31 @@ LINK_RESULTS = {"results": [
 
 
 def test_registrations_follow_the_groups_host_order_and_carry_no_auth():
-    rows = register_registrations(FULL_RESULTS, LINK_RESULTS, GROUP)
+    rows = register_registrations(FULL_RESULT, LINK_RESULTS, GROUP, ENV_HOSTS)
     assert [(row["env"], row["host"], row["mode"], row["action"], row["paste_link"]) for row in rows] == [
         ("prd", "prd", "full", "updated", True),
         ("stg", "stg", "link", "unchanged", True),
         ("dev", "dev-host", "full", "created", False),
     ]
     assert SECRET not in repr(rows)
-    assert register_registrations({"results": []}, {}, GROUP) == []
+    assert register_registrations({"skipped": True}, {}, GROUP, ENV_HOSTS) == []
+    assert register_registrations({"changed": False, "webhooks": []}, {"results": []}, GROUP, ENV_HOSTS) == []
 
 
 def test_failures_name_the_webhook_and_its_envs_not_the_auth():
-    assert register_failures(FULL_RESULTS) == ["pay/b in prd: HTTP 403 for product 'pay'"]
-    assert register_failures({"results": [{"changed": False}]}) == []
+    assert register_failures(FULL_RESULT) == ["pay/b in prd: HTTP 403 for product 'pay'"]
+    assert register_failures({"changed": False, "webhooks": [FULL_RESULT["webhooks"][0]]}) == []
+    assert register_failures({"skipped": True, "changed": False}) == []
+    assert register_failures({}) == []
+
+
+def test_a_task_refused_before_any_request_fails_with_its_own_message():
+    refused = {"failed": True, "changed": False, "msg": "access_key: no access key given"}
+    assert register_failures(refused) == ["access_key: no access key given"]
 
 
 def test_summary_tallies_lists_per_environment_and_aligns_the_links_to_paste():
-    rows = register_registrations(FULL_RESULTS, LINK_RESULTS, GROUP)
+    rows = register_registrations(FULL_RESULT, LINK_RESULTS, GROUP, ENV_HOSTS)
     assert register_summary(rows, "shop") == [
         "Product 'shop': 3 registration(s) in 3 environment(s): 1 updated, 1 unchanged, 1 created",
         "prd (host prd):",

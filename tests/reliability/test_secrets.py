@@ -220,12 +220,8 @@ def test_no_output_holds_a_secret(secret_runs, run_name):
     assert not hits, hits
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "roles/register documents ductape_webhooks_secure_logging: 'Set to false only to debug; the modules mask "
-    "auth values in any case', but with it false -vvv prints the auth values: the plan's set_fact result and "
-    "the ductape_webhook loop items carry them"))
 def test_the_role_with_secure_logging_off_still_hides_the_auth(secret_runs):
-    """The role's docs say the modules mask auth values in any case, even with secure logging off."""
+    """ductape_webhooks_secure_logging false shows the role's results, never an auth value."""
     run = secret_runs["runs"]["role debug logging"]
     assert run.rc == 0, run.output[-6000:]
     hits = harness.secret_hits([("output", run.output), ("log", run.log)])

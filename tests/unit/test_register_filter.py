@@ -119,20 +119,22 @@ def test_a_path_needs_the_hosts_base_url_and_an_empty_group_is_a_problem():
 
 
 # The registered result of the role's one ductape_webhook task, in the batch form.
-FULL_RESULT = {"changed": True, "failed": True, "msg": "1 of 2 webhooks failed: pay/b: HTTP 403 for product 'pay'",
-               "invocation": {"module_args": {"webhooks": [
-                   {"access_tag": "pay", "webhook_tag": "a",
-                    "envs": [{"slug": "prd", "auth": {"headers": {"X-Key": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"}}}]}]}},
-               "webhooks": [
-    {"access_tag": "pay", "webhook_tag": "a", "changed": True,
-     "envs": [{"slug": "dev", "action": "created", "uuid": "u1", "link": "https://link/1", "url": "https://d/a",
-               "method": "POST", "provider_registration": {"status": "registered"}},
-              {"slug": "prd", "action": "updated", "uuid": "u2", "link": "https://link/2", "url": "https://p/a",
-               "method": "PUT", "provider_registration": None}]},
-    {"access_tag": "pay", "webhook_tag": "b", "changed": False, "failed": True, "msg": "HTTP 403 for product 'pay'",
-     "envs": [{"slug": "prd", "action": None, "uuid": None, "link": None, "url": "https://p/b", "method": "POST",
-               "provider_registration": None}]},
-]}
+FULL_RESULT = {
+    "changed": True, "failed": True, "msg": "1 of 2 webhooks failed: pay/b: HTTP 403 for product 'pay'",
+    "invocation": {"module_args": {"webhooks": [
+        {"access_tag": "pay", "webhook_tag": "a",
+         "envs": [{"slug": "prd", "auth": {"headers": {"X-Key": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"}}}]}]}},
+    "webhooks": [
+        {"access_tag": "pay", "webhook_tag": "a", "changed": True,
+         "envs": [{"slug": "dev", "action": "created", "uuid": "u1", "link": "https://link/1", "url": "https://d/a",
+                   "method": "POST", "provider_registration": {"status": "registered"}},
+                  {"slug": "prd", "action": "updated", "uuid": "u2", "link": "https://link/2", "url": "https://p/a",
+                   "method": "PUT", "provider_registration": None}]},
+        {"access_tag": "pay", "webhook_tag": "b", "changed": False, "failed": True, "msg": "HTTP 403 for product 'pay'",
+         "envs": [{"slug": "prd", "action": None, "uuid": None, "link": None, "url": "https://p/b", "method": "POST",
+                   "provider_registration": None}]},
+    ],
+}
 ENV_HOSTS = {"prd": "prd", "stg": "stg", "dev": "dev-host"}
 LINK_RESULTS = {"results": [
     {"changed": False, "action": "unchanged", "uuid": "u3", "link": "https://link/3",

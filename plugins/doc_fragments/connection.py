@@ -40,6 +40,8 @@ options:
       - How many times a request is retried after a connection error, a timeout, or an HTTP 429, 502, 503 or 504 answer.
       - Retries wait with jittered exponential backoff, or as long as the API's C(Retry-After) header asks (at most 60 seconds).
       - Each retry is reported as a warning. V(0) turns retries off.
+      - A 502 that the Ductape API answers itself (a provider refused to register the link) is not retried at
+        once; the registration is kept, and the next run sends it to the provider again.
     type: int
     default: 3
 requirements:

@@ -251,7 +251,7 @@ class DuctapeClient:
                     url, self._scrub(error))
                 status = None
             else:
-                if response.status_code not in RETRYABLE_STATUSES:
+                if response.status_code not in RETRYABLE_STATUSES or self._is_the_apis_own_502(response):
                     return self._unwrap(operation, response, env_slugs, with_meta)
                 problem = "the Ductape API answered HTTP %d (%s)" % (
                     response.status_code, self._errors_text(response) or response.reason or "no reason given")
@@ -265,6 +265,22 @@ class DuctapeClient:
             delay = retry_delay(attempt, retry_after, self._rng)
             self._warn("%s: %s; retry %d of %d in %.1f s" % (operation, problem, attempt, self.retries, delay))
             self._sleep(delay)
+
+    @staticmethod
+    def _is_the_apis_own_502(response):
+        """A 502 in Ductape's envelope: the API answered for itself that the provider refused the link.
+
+        The registration is stored and marked failed; retrying at once would only call the provider
+        again within seconds, and the next run sends it again anyway. A gateway's 502 (no envelope)
+        is still retried.
+        """
+        if response.status_code != 502:
+            return False
+        try:
+            envelope = response.json()
+        except ValueError:
+            return False
+        return isinstance(envelope, dict) and envelope.get("status") is False
 
     def _unwrap(self, operation, response, env_slugs, with_meta):
         try:

@@ -70,3 +70,14 @@ def test_fault_for_an_unknown_route_is_refused(api, tag):
     response = requests.post(api.server.url + "/_local/faults", json={"route": "GET /webhooks/v1/webhooks",
                                                                       "status": 200}, timeout=10)
     assert error_of(response, 422).startswith("status: ")
+
+
+def test_a_502_fault_answers_as_a_gateway_without_the_envelope(api, tag):
+    # The API's own 502 (in the envelope) means a provider refused a registration, which clients do
+    # not retry at once; a gateway's 502 is what the retry tests need.
+    api.server.fault("GET /webhooks/v1/webhooks", 502)
+    response = api.webhooks()
+    assert response.status_code == 502
+    assert response.headers["content-type"].startswith("text/plain"), response.headers
+    assert "Bad Gateway" in response.text
+    assert api.webhooks().status_code == 200

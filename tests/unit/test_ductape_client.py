@@ -142,7 +142,9 @@ def test_a_failing_second_page_is_retried_and_keeps_its_cursor():
 
 @pytest.mark.parametrize("status", [502, 503, 504])
 def test_gateway_errors_are_retried_with_a_warning_each(status):
-    http = ScriptedHTTP([answer(status), answer(status), answer(200, [], meta={"next_cursor": None})])
+    # A gateway in front of the API answers without Ductape's envelope.
+    failing = answer(status, raw=f"<html><body>{status} from the gateway</body></html>")
+    http = ScriptedHTTP([failing, failing, answer(200, [], meta={"next_cursor": None})])
     assert list_webhooks(client_for(http, retries=3)) == []
     assert len(http.sent) == 3
     assert len(http.sleeps) == 2
@@ -347,3 +349,20 @@ def test_connection_options_read_the_documented_environment_variables():
     assert spec["access_key"]["fallback"][1] == ["DUCTAPE_ACCESS_KEY"]
     assert spec["access_key"]["no_log"] is True
     assert spec["validate_certs"]["default"] is True
+
+
+def test_the_apis_own_502_a_refused_provider_registration_is_not_retried():
+    http = ScriptedHTTP([answer(502, errors="provider registration failed for env stg: provider answered HTTP 400")])
+    with pytest.raises(DuctapeApiError) as raised:
+        client_for(http, retries=3).register("my-product", "stripe-payments", "payment_succeeded",
+                                             [{"slug": "stg", "url": "https://stg.example.com/hook"}])
+    assert len(http.sent) == 1 and http.sleeps == [] and http.warnings == []
+    assert raised.value.status == 502
+    assert "stg" in str(raised.value) and "provider answered HTTP 400" in str(raised.value)
+
+
+@pytest.mark.parametrize("status", [503, 504])
+def test_the_apis_own_503_and_504_are_still_retried(status):
+    http = ScriptedHTTP([answer(status, errors="busy"), answer(200, [], meta={"next_cursor": None})])
+    assert list_webhooks(client_for(http, retries=3)) == []
+    assert len(http.sent) == 2 and len(http.warnings) == 1

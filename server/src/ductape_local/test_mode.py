@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ductape_local.envelope import ApiError, failure_response, quoted, success
@@ -127,7 +128,12 @@ class RequestAccounting:
             await self.app(scope, receive, send)
             return
         headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
-        response = failure_response(fault.status, f"fault injected by test mode: HTTP {fault.status}", headers)
+        if fault.status == 502:
+            # A 502 comes from a gateway in front of the API, which knows nothing of the envelope; the
+            # API's own 502 (in the envelope) means that a provider refused a registration.
+            response = PlainTextResponse("502 Bad Gateway (fault injected by test mode)", 502, headers)
+        else:
+            response = failure_response(fault.status, f"fault injected by test mode: HTTP {fault.status}", headers)
         await response(scope, receive, send)
 
 

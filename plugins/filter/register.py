@@ -17,11 +17,13 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 from ansible.utils.vars import merge_hash
 
+# The role plans what the modules accept: their auth parts and methods are the one source.
+from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import HTTP_METHODS as METHODS
+from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_webhooks import AUTH_PARTS
+
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{2,}$"
 URL_PATTERN = r"^https?://[^\s/?#]+"
-AUTH_PARTS = ("headers", "query", "body", "params")
 OVERRIDE_KEYS = ("url", "path", "method", "auth", "mode")
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 MODES = ("full", "link")
 
 _MISSING = object()

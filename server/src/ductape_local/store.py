@@ -51,6 +51,19 @@ CREATE UNIQUE INDEX IF NOT EXISTS registrations_live_key
 """
 
 
+@contextmanager
+def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One transaction on `conn` (opened with isolation_level=None) that holds SQLite's write lock
+    from its first statement: committed when the block ends, rolled back when it raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -153,14 +166,8 @@ class Store:
 
         Unless told it changes nothing the ingress reads, it bumps registrations_version once committed.
         """
-        with self.connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self.connect() as conn, immediate_transaction(conn):
+            yield conn
         if registrations_change:
             with self._version_lock:
                 self.registrations_version += 1

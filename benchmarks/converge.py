@@ -4,12 +4,17 @@ Phases, each started from a zeroed request counter:
   first   - the first converge, on a fresh ductape-local --test-mode database;
   noop    - the same run again, nothing to change;
   change  - one env of one webhook moved to a new receiver URL.
-Every contender gets its own fresh server, so no contender sees another one's registrations.
+Every contender gets its own fresh server, so no contender sees another one's registrations. A case
+is one workload size at one round-trip time: with an RTT, the playbooks reach the API through a
+latency proxy (latency_proxy.py); the harness's own reads (stats, the check of the end state) do not.
+The floor (one do-nothing task on the same inventory and variables) runs in every round of every case.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import os
 import pathlib
 import statistics
@@ -20,11 +25,17 @@ import time
 import requests
 from ductape_local.testing import LocalServer
 
+from latency_proxy import LatencyProxy
 from workload import ACCESS_KEY, ACCESS_TAG, PRODUCT, Workload, write_yaml
 
 PLAYBOOKS = pathlib.Path(__file__).resolve().parent / "playbooks"
 REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
 PHASES = ("first", "noop", "change")
+FLOOR_PHASE = "run"
+# The most webhooks one page of `GET /webhooks/v1/webhooks` holds (the contract's largest `limit`).
+LISTING_PAGE = 250
+# A proxy stops by itself after this long, whatever happens to the harness.
+PROXY_LIFETIME = 1800.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,16 +44,37 @@ class Contender:
     playbook: str
     uses_role: bool
     extra_vars: tuple[tuple[str, object], ...] = ()
+    phases: tuple[str, ...] = PHASES
+    needs_server: bool = True
 
 
 URI = Contender("uri", "uri_register.yml", uses_role=False)
+# Its change phase costs as much as its no-op (it sends everything every run): left out to save time.
+URI_NO_CHANGE = Contender("uri", "uri_register.yml", uses_role=False, phases=("first", "noop"))
 ROLE = Contender("role", "role_register.yml", uses_role=True)
 # The role with the action plugins told to run the modules the usual way (AnsiballZ in a child
-# Python per task): shows what the in-process execution is worth on its own.
+# Python per task): shows what the in-process execution is worth on its own. Where the controller
+# path is gone, the variable is ignored and both rows measure the same thing.
 ROLE_MODULE_PATH = Contender(
     "role (module path)", "role_register.yml", uses_role=True,
     extra_vars=(("ductape_run_on_controller", False),),
 )
+FLOOR = Contender("floor", "floor.yml", uses_role=True, phases=(FLOOR_PHASE,), needs_server=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One workload size at one round-trip time, with the contenders that run in it."""
+    workload: Workload
+    rtt_ms: float
+    contenders: tuple[Contender, ...]
+    rounds: int
+    # A round after the first starts only while the case has taken less than this many seconds.
+    budget_seconds: float | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.workload.webhooks}x{self.workload.envs} @ {self.rtt_ms:g} ms"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +82,26 @@ class Measurement:
     seconds: float
     reads: int
     writes: int
+    requests: int = 0
+    by_route: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def route_text(self) -> str:
+        return ", ".join(f"{route} {count}" for route, count in self.by_route) or "none"
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseResult:
+    case: Case
+    medians: dict[str, dict[str, Measurement]]
+    rounds: dict[str, list[dict[str, Measurement]]]
+
+    def get(self, contender: str, phase: str) -> Measurement | None:
+        return self.medians.get(contender, {}).get(phase)
+
+    def seconds(self, contender: str, phase: str) -> float | None:
+        measurement = self.get(contender, phase)
+        return measurement.seconds if measurement else None
 
 
 def ansible_environment() -> dict[str, str]:
@@ -127,50 +179,78 @@ def verify_registrations(server_url: str, workload: Workload, changed: bool, con
         )
 
 
-def measure_contender(contender: Contender, workload: Workload, workdir: pathlib.Path) -> dict[str, Measurement]:
+def measure_floor(contender: Contender, workload: Workload, workdir: pathlib.Path) -> dict[str, Measurement]:
+    """The floor needs no server: its variables name an API that nothing calls."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    inventory = write_yaml(workdir / "inventory.yml", workload.inventory())
+    variables = write_yaml(workdir / "vars.yml", workload.role_vars("http://127.0.0.1:9"))
+    seconds = run_playbook(PLAYBOOKS / contender.playbook, inventory, variables, dict(contender.extra_vars))
+    return {FLOOR_PHASE: Measurement(seconds, 0, 0)}
+
+
+def measure_contender(contender: Contender, workload: Workload, workdir: pathlib.Path,
+                      rtt_ms: float = 0.0) -> dict[str, Measurement]:
+    if not contender.needs_server:
+        return measure_floor(contender, workload, workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     inventory = write_yaml(workdir / "inventory.yml", workload.inventory())
     playbook = PLAYBOOKS / contender.playbook
     extra_vars = dict(contender.extra_vars)
     results: dict[str, Measurement] = {}
-    with LocalServer(seed=workload.seed()) as server:
+    with LocalServer(seed=workload.seed()) as server, contextlib.ExitStack() as stack:
+        api_url = server.url
+        if rtt_ms > 0:
+            proxy = stack.enter_context(LatencyProxy("127.0.0.1", server.port, rtt_ms, lifetime=PROXY_LIFETIME))
+            api_url = proxy.url
         if contender.uses_role:
-            initial, changed = workload.role_vars(server.url), workload.role_vars_after_change(server.url)
+            initial, changed = workload.role_vars(api_url), workload.role_vars_after_change(api_url)
         else:
-            initial, changed = workload.uri_vars(server.url), workload.uri_vars_after_change(server.url)
+            initial, changed = workload.uri_vars(api_url), workload.uri_vars_after_change(api_url)
         initial_vars = write_yaml(workdir / "vars.yml", initial)
         changed_vars = write_yaml(workdir / "vars-changed.yml", changed)
 
         for phase, vars_file in (("first", initial_vars), ("noop", initial_vars), ("change", changed_vars)):
+            if phase not in contender.phases:
+                continue
             server.reset_stats()
             seconds = run_playbook(playbook, inventory, vars_file, extra_vars)
             stats = server.stats()
-            results[phase] = Measurement(seconds, stats["reads"], stats["writes"])
+            by_route = tuple(sorted((route, count) for route, count in stats["requests"].items() if count))
+            results[phase] = Measurement(seconds, stats["reads"], stats["writes"],
+                                         sum(count for _, count in by_route), by_route)
             verify_registrations(server.url, workload, changed=phase == "change", contender=contender)
     return results
 
 
 def median_measurements(runs: list[dict[str, Measurement]]) -> dict[str, Measurement]:
-    """Median per phase over repeats; request counts are deterministic, so the median is exact."""
+    """Median seconds per phase over rounds; the request counts of a phase are the same in every round
+    (the first round's are kept)."""
     return {
-        phase: Measurement(
-            statistics.median(run[phase].seconds for run in runs),
-            int(statistics.median(run[phase].reads for run in runs)),
-            int(statistics.median(run[phase].writes for run in runs)),
-        )
-        for phase in PHASES
+        phase: dataclasses.replace(runs[0][phase], seconds=statistics.median(run[phase].seconds for run in runs))
+        for phase in runs[0]
     }
 
 
-def measure(contenders: list[Contender], workload: Workload, workdir: pathlib.Path,
-            repeat: int) -> dict[str, dict[str, Measurement]]:
-    runs: dict[str, list[dict[str, Measurement]]] = {contender.name: [] for contender in contenders}
-    for round_number in range(repeat):
-        # Contenders alternate within each round so that a slow spell of the machine hits both.
-        for contender in contenders:
-            folder = workdir / f"{contender.name.replace(' ', '-').strip('()')}-{round_number}"
-            runs[contender.name].append(measure_contender(contender, workload, folder))
-            print(f"  round {round_number + 1}/{repeat} {contender.name}: "
-                  + ", ".join(f"{phase} {runs[contender.name][-1][phase].seconds:.2f}s" for phase in PHASES),
+def measure_case(case: Case, workdir: pathlib.Path) -> CaseResult:
+    runs: dict[str, list[dict[str, Measurement]]] = {contender.name: [] for contender in case.contenders}
+    started = time.perf_counter()
+    for round_number in range(case.rounds):
+        if round_number and case.budget_seconds is not None and time.perf_counter() - started > case.budget_seconds:
+            print(f"  {case.name}: {round_number} round(s) only, the case's budget of "
+                  f"{case.budget_seconds:.0f}s is spent", file=sys.stderr, flush=True)
+            break
+        # Contenders alternate within each round so that a slow spell of the machine hits all of them.
+        for contender in case.contenders:
+            slug = contender.name.replace(" ", "-").replace("(", "").replace(")", "")
+            folder = workdir / f"{case.workload.webhooks}x{case.workload.envs}-{case.rtt_ms:g}ms-{slug}-{round_number}"
+            runs[contender.name].append(measure_contender(contender, case.workload, folder, case.rtt_ms))
+            print(f"  {case.name} round {round_number + 1}/{case.rounds} {contender.name}: "
+                  + ", ".join(f"{phase} {measurement.seconds:.2f}s"
+                              for phase, measurement in runs[contender.name][-1].items()),
                   file=sys.stderr, flush=True)
-    return {name: median_measurements(contender_runs) for name, contender_runs in runs.items()}
+    return CaseResult(case, {name: median_measurements(rounds) for name, rounds in runs.items()}, runs)
+
+
+def listing_pages(webhooks: int, apps: int = 1) -> int:
+    """Requests that reading every webhook of `apps` apps takes with the paged listing."""
+    return apps * max(1, math.ceil(webhooks / LISTING_PAGE))

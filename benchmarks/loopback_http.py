@@ -109,6 +109,67 @@ class Receiver:
             self._handlers.discard(handler)
 
 
+async def _until_closed(reader: asyncio.StreamReader) -> None:
+    while await reader.read(65536):
+        pass
+
+
+class HangingReceiver:
+    """Reads each request's head and never answers: a receiver that hangs, as a stuck one would.
+
+    Holds at most `max_held` connections (later ones are closed at once); stop() closes them all.
+    """
+
+    def __init__(self, max_held: int = 2000):
+        self.max_held = max_held
+        self.requests = 0
+        self.held = 0
+        self.most_held = 0
+        self.port = 0
+        self._server: asyncio.base_events.Server | None = None
+        self._stopping = asyncio.Event()
+        self._handlers: set[asyncio.Task] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hang"
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self._stopping.set()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.held >= self.max_held or self._stopping.is_set():
+            writer.close()
+            return
+        handler = asyncio.current_task()
+        self._handlers.add(handler)
+        self.held += 1
+        self.most_held = max(self.most_held, self.held)
+        try:
+            await _read_head(reader)
+            self.requests += 1
+            # Until stop(), or until the sender gives up and closes (the body and anything else are ignored).
+            waits = [asyncio.create_task(self._stopping.wait()), asyncio.create_task(_until_closed(reader))]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return  # the sender gave up waiting
+        finally:
+            self.held -= 1
+            writer.close()
+            self._handlers.discard(handler)
+
+
 class ConnectionPool:
     """Keep-alive connections to one host; a request waits for a free connection."""
 

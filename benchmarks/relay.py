@@ -1,13 +1,21 @@
-"""The relay benchmark: events accepted durably per second, and the latency the relay adds.
+"""The relay benchmark: events accepted durably per second against the bare HTTP stack, delivery
+keeping up, the latency the relay adds, and one tenant's hanging receiver against another's.
 
 Everything runs on loopback and is bounded in count and in time:
+  bare stack - the same loader, connections and bodies against uvicorn answering 202 with nothing
+               behind it (bare_stack.py): the ceiling of the accept rate, measured in the same run;
   throughput - a closed-loop loader with a fixed number of keep-alive connections posts N events to
                one wrapped link; a 202 answer means the event was committed before it was
                acknowledged (the ingress contract). The local receiver must then see every one.
+  sustained  - the same loader for a fixed time; delivered/accepted over that window, the backlog
+               (accepted, not yet at the receiver) sampled every second, then a bounded drain;
   latency    - an open-loop loader sends events on a fixed schedule (e.g. 200/s) once straight to the
                receiver and once through the relay; latency is the time from the moment an event is
                due to its first arrival at the receiver, in the same process and clock.
-The server runs as deployed, without --test-mode: the relay needs no request counters.
+  isolation  - the latency of a healthy receiver (one product) alone, then while another product's
+               receiver holds every request open without answering, with N events queued for it.
+The server runs as deployed, without --test-mode, with its default delivery options: the relay
+needs no request counters.
 """
 
 from __future__ import annotations
@@ -15,12 +23,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import pathlib
+import socket
+import subprocess
+import sys
 import time
 
 import requests
-from ductape_local.testing import LocalServer
+from ductape_local.testing import LocalServer, free_port
 
-from loopback_http import ConnectionPool, Receiver
+from loopback_http import ConnectionPool, HangingReceiver, Receiver
 
 PRODUCT = "relay-product"
 ACCESS_TAG = "relay-provider"
@@ -32,23 +44,30 @@ ACCESS_KEY = "dtl_relay_bench_key"
 EVENT_HEADER = "X-Bench-Id"
 
 
+# The isolation run's other tenant: another product, whose receiver hangs.
+OTHER_PRODUCT = "relay-other-product"
+BARE_STACK = pathlib.Path(__file__).resolve().parent / "bare_stack.py"
+BARE_STACK_PATH = "/webhooks/v1/process/00000000-0000-4000-8000-000000000000"
+
+
 def relay_seed() -> dict:
     return {
-        "access_keys": [{"key": ACCESS_KEY, "products": [PRODUCT]}],
-        "products": [{
-            "tag": PRODUCT, "envs": [ENV],
-            "connections": [{"access_tag": ACCESS_TAG, "app": APP, "envs": {ENV: "live"}}],
-        }],
+        "access_keys": [{"key": ACCESS_KEY, "products": [PRODUCT, OTHER_PRODUCT]}],
+        "products": [
+            {"tag": product, "envs": [ENV],
+             "connections": [{"access_tag": ACCESS_TAG, "app": APP, "envs": {ENV: "live"}}]}
+            for product in (PRODUCT, OTHER_PRODUCT)
+        ],
         "apps": [{"tag": APP, "webhooks": [{"tag": WEBHOOK, "name": "Payment succeeded"}]}],
     }
 
 
-def register_receiver(server_url: str, receiver_url: str) -> str:
+def register_receiver(server_url: str, receiver_url: str, product: str = PRODUCT) -> str:
     """Register the receiver as the webhook's target; return the ingress path of its wrapped link."""
     answer = requests.post(
         f"{server_url}/webhooks/v1/register",
         headers={"Authorization": f"Bearer {ACCESS_KEY}"},
-        json={"product": PRODUCT, "access_tag": ACCESS_TAG, "webhook_tag": WEBHOOK,
+        json={"product": product, "access_tag": ACCESS_TAG, "webhook_tag": WEBHOOK,
               "envs": [{"slug": ENV, "url": receiver_url, "method": "POST"}]},
         timeout=30,
     )
@@ -86,6 +105,98 @@ class Throughput:
         return self.delivered / self.deliver_seconds if self.deliver_seconds else 0.0
 
 
+def percentile(samples: list[float], fraction: float, missing: int = 0) -> float:
+    """Nearest-rank percentile; `missing` samples (never arrived) count as infinitely late."""
+    ordered = sorted(samples) + [float("inf")] * missing
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+@dataclasses.dataclass(frozen=True)
+class BareStack:
+    app: str
+    events: int
+    accepted: int
+    seconds: float
+    connections: int
+
+    @property
+    def per_second(self) -> float:
+        return self.accepted / self.seconds if self.seconds else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Sustained:
+    seconds: float
+    connections: int
+    accepted: int
+    rejected: int
+    delivered_in_window: int
+    delivered_total: int
+    drain_seconds: float
+    # (seconds since the start, accepted so far, delivered so far), about once a second
+    samples: tuple[tuple[float, int, int], ...]
+
+    @property
+    def accepted_per_second(self) -> float:
+        return self.accepted / self.seconds if self.seconds else 0.0
+
+    @property
+    def delivered_per_second(self) -> float:
+        return self.delivered_in_window / self.seconds if self.seconds else 0.0
+
+    @property
+    def delivered_percent(self) -> float:
+        return 100.0 * self.delivered_in_window / self.accepted if self.accepted else 0.0
+
+    def backlog_at(self, fraction: float) -> int:
+        """Accepted but not yet delivered at that fraction of the window (the nearest sample)."""
+        if not self.samples:
+            return 0
+        target = fraction * self.seconds
+        moment, accepted, delivered = min(self.samples, key=lambda sample: abs(sample[0] - target))
+        return accepted - delivered
+
+    @property
+    def backlog_end(self) -> int:
+        return self.accepted - self.delivered_in_window
+
+    @property
+    def backlog_bounded(self) -> bool:
+        """The backlog grew by less than one second of accepted events over the window's second half."""
+        return self.backlog_end - self.backlog_at(0.5) <= max(1.0, self.accepted_per_second)
+
+    @property
+    def undelivered(self) -> int:
+        return self.accepted - self.delivered_total
+
+
+@dataclasses.dataclass(frozen=True)
+class Isolation:
+    rate: float
+    events: int
+    hang_events: int
+    hang_accepted: int
+    alone_ms: list[float]
+    alone_missing: int
+    with_hang_ms: list[float]
+    with_hang_missing: int
+    held_connections: int
+    settle: float
+
+    def alone(self, fraction: float) -> float:
+        return percentile(self.alone_ms, fraction, self.alone_missing)
+
+    def with_hang(self, fraction: float) -> float:
+        return percentile(self.with_hang_ms, fraction, self.with_hang_missing)
+
+    @property
+    def p99_ratio(self) -> float:
+        alone = self.alone(0.99)
+        return self.with_hang(0.99) / alone if alone > 0 else float("inf")
+
+
 @dataclasses.dataclass(frozen=True)
 class Latency:
     rate: float
@@ -94,18 +205,51 @@ class Latency:
     relay_ms: list[float]
     lost: int
 
-    @staticmethod
-    def percentile(samples: list[float], fraction: float) -> float:
-        if not samples:
-            return float("nan")
-        ordered = sorted(samples)
-        return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
-
     def figure(self, which: str, fraction: float) -> float:
-        return self.percentile(self.direct_ms if which == "direct" else self.relay_ms, fraction)
+        return percentile(self.direct_ms if which == "direct" else self.relay_ms, fraction)
 
     def added(self, fraction: float) -> float:
         return self.figure("relay", fraction) - self.figure("direct", fraction)
+
+
+class _Loader:
+    """Closed loop: `connections` keep-alive connections post events back to back to one path, until
+    `events` are sent or `time_limit` seconds have passed; counts 202 answers and the others by status."""
+
+    def __init__(self, base_url: str, path: str, connections: int):
+        self.pool = ConnectionPool(base_url, connections)
+        self.path = path
+        self.connections = connections
+        self.accepted_ids: list[str] = []
+        self.rejections: dict[int, int] = {}
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejections.values())
+
+    async def run(self, events: int, time_limit: float, prefix: str = "", bodies: list[bytes] | None = None) -> float:
+        """Post; return the seconds it took."""
+        next_event = iter(range(events))
+        deadline = time.perf_counter() + time_limit
+
+        async def one_connection() -> None:
+            for number in next_event:
+                if time.perf_counter() > deadline:
+                    return
+                key = f"{prefix}{number}"
+                body = bodies[number] if bodies is not None else event_body(number)
+                status, _ = await self.pool.post(self.path, body, {"Content-Type": "application/json", EVENT_HEADER: key})
+                if status == 202:
+                    self.accepted_ids.append(key)
+                else:
+                    self.rejections[status] = self.rejections.get(status, 0) + 1
+
+        started = time.perf_counter()
+        try:
+            await asyncio.gather(*(one_connection() for _ in range(self.connections)))
+        finally:
+            await self.pool.close()
+        return time.perf_counter() - started
 
 
 async def _throughput(server_url: str, events: int, connections: int, time_limit: float,
@@ -114,44 +258,98 @@ async def _throughput(server_url: str, events: int, connections: int, time_limit
     await receiver.start()
     try:
         ingress_path = await asyncio.to_thread(register_receiver, server_url, receiver.url)
-        pool = ConnectionPool(server_url, connections)
+        loader = _Loader(server_url, ingress_path, connections)
         bodies = [event_body(number) for number in range(events)]
-        next_event = iter(range(events))
-        accepted_ids: list[str] = []
-        rejected = 0
-        rejections: dict[int, int] = {}
-        deadline = time.perf_counter() + time_limit
-
-        async def loader() -> None:
-            nonlocal rejected
-            for number in next_event:
-                if time.perf_counter() > deadline:
-                    return
-                status, _ = await pool.post(ingress_path, bodies[number],
-                                            {"Content-Type": "application/json", EVENT_HEADER: str(number)})
-                if status == 202:
-                    accepted_ids.append(str(number))
-                else:
-                    rejected += 1
-                    rejections[status] = rejections.get(status, 0) + 1
-
         started = time.perf_counter()
-        await asyncio.gather(*(loader() for _ in range(connections)))
-        accept_seconds = time.perf_counter() - started
-        await pool.close()
+        accept_seconds = await loader.run(events, time_limit, bodies=bodies)
+        accepted_ids = loader.accepted_ids
         await receiver.wait_for(accepted_ids, delivery_wait)
         delivered = sum(1 for key in accepted_ids if key in receiver.arrivals)
         last_arrival = max((receiver.arrivals[key] for key in accepted_ids if key in receiver.arrivals),
                            default=started)
-        return Throughput(events, len(accepted_ids), rejected, accept_seconds, delivered,
-                          last_arrival - started, connections, rejections)
+        return Throughput(events, len(accepted_ids), loader.rejected, accept_seconds, delivered,
+                          last_arrival - started, connections, loader.rejections)
+    finally:
+        await receiver.stop()
+
+
+async def _bare_stack(url: str, app: str, events: int, connections: int, time_limit: float) -> BareStack:
+    loader = _Loader(url, BARE_STACK_PATH, connections)
+    bodies = [event_body(number) for number in range(events)]
+    seconds = await loader.run(events, time_limit, bodies=bodies)
+    if loader.rejected:
+        raise RuntimeError(f"the bare stack ({app}) answered other than 202: {loader.rejections}")
+    return BareStack(app, events, len(loader.accepted_ids), seconds, connections)
+
+
+def _wait_listening(port: int, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"bare_stack.py exited with {process.returncode} while starting")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"bare_stack.py did not listen on port {port} within {timeout:.0f}s")
+
+
+def measure_bare_stack(app: str, events: int, connections: int, time_limit: float) -> BareStack:
+    """uvicorn answering 202 with nothing behind it, in its own process as the relay is."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(BARE_STACK), "--port", str(port), "--app", app],
+                               stdin=subprocess.DEVNULL)
+    try:
+        _wait_listening(port, process, 30.0)
+        return asyncio.run(_bare_stack(f"http://127.0.0.1:{port}", app, events, connections, time_limit))
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def _sustained(server_url: str, seconds: float, connections: int, drain_limit: float,
+                     max_events: int) -> Sustained:
+    receiver = Receiver(EVENT_HEADER)
+    await receiver.start()
+    try:
+        ingress_path = await asyncio.to_thread(register_receiver, server_url, receiver.url)
+        loader = _Loader(server_url, ingress_path, connections)
+        samples: list[tuple[float, int, int]] = []
+        started = time.perf_counter()
+
+        async def sample() -> None:
+            while True:
+                await asyncio.sleep(1.0)
+                samples.append((time.perf_counter() - started, len(loader.accepted_ids), len(receiver.arrivals)))
+
+        sampler = asyncio.create_task(sample())
+        try:
+            window = await loader.run(max_events, seconds, prefix="s")
+        finally:
+            sampler.cancel()
+        accepted = len(loader.accepted_ids)
+        delivered_in_window = len(receiver.arrivals)
+        samples.append((window, accepted, delivered_in_window))
+        drain_started = time.perf_counter()
+        # Only accepted events ever reach the receiver, each counted once: waiting on the count suffices.
+        while len(receiver.arrivals) < accepted and time.perf_counter() - drain_started < drain_limit:
+            await asyncio.sleep(0.1)
+        return Sustained(window, connections, accepted, loader.rejected, delivered_in_window,
+                         sum(1 for key in loader.accepted_ids if key in receiver.arrivals),
+                         time.perf_counter() - drain_started, tuple(samples))
     finally:
         await receiver.stop()
 
 
 async def _paced(pool: ConnectionPool, path: str, receiver: Receiver, rate: float, events: int,
-                 prefix: str, settle: float) -> tuple[list[float], int]:
-    """Send `events` at `rate`/s, each at its due time; return latencies in ms and the count lost."""
+                 prefix: str, settle: float) -> tuple[list[float], int, int]:
+    """Send `events` at `rate`/s, each at its due time; return latencies in ms, the count that never
+    arrived within `settle` seconds and the count answered other than 2xx."""
     due_times: dict[str, float] = {}
     failures = 0
 
@@ -174,7 +372,7 @@ async def _paced(pool: ConnectionPool, path: str, receiver: Receiver, rate: floa
     await asyncio.gather(*tasks)
     await receiver.wait_for(list(due_times), settle)
     latencies = [(receiver.arrivals[key] - due) * 1000.0 for key, due in due_times.items() if key in receiver.arrivals]
-    return latencies, events - len(latencies) + failures
+    return latencies, events - len(latencies), failures
 
 
 async def _latency(server_url: str, rate: float, events: int, connections: int, settle: float) -> Latency:
@@ -184,12 +382,39 @@ async def _latency(server_url: str, rate: float, events: int, connections: int, 
         ingress_path = await asyncio.to_thread(register_receiver, server_url, receiver.url)
         direct_pool = ConnectionPool(f"http://127.0.0.1:{receiver.port}", connections)
         relay_pool = ConnectionPool(server_url, connections)
-        direct, direct_lost = await _paced(direct_pool, "/sink", receiver, rate, events, "direct", settle)
-        relay, relay_lost = await _paced(relay_pool, ingress_path, receiver, rate, events, "relay", settle)
+        direct, direct_missing, direct_failed = await _paced(direct_pool, "/sink", receiver, rate, events, "direct",
+                                                             settle)
+        relay, relay_missing, relay_failed = await _paced(relay_pool, ingress_path, receiver, rate, events, "relay",
+                                                          settle)
         await direct_pool.close()
         await relay_pool.close()
-        return Latency(rate, events, direct, relay, direct_lost + relay_lost)
+        return Latency(rate, events, direct, relay, direct_missing + direct_failed + relay_missing + relay_failed)
     finally:
+        await receiver.stop()
+
+
+async def _isolation(server_url: str, rate: float, events: int, hang_events: int, connections: int,
+                     settle: float) -> Isolation:
+    receiver = Receiver(EVENT_HEADER)
+    hanging = HangingReceiver(max_held=max(64, 2 * hang_events))
+    await receiver.start()
+    await hanging.start()
+    try:
+        healthy_path = await asyncio.to_thread(register_receiver, server_url, receiver.url)
+        hanging_path = await asyncio.to_thread(register_receiver, server_url, hanging.url, OTHER_PRODUCT)
+        pool = ConnectionPool(server_url, connections)
+        alone, alone_missing, alone_failed = await _paced(pool, healthy_path, receiver, rate, events, "alone", settle)
+        loader = _Loader(server_url, hanging_path, connections)
+        await loader.run(hang_events, 60.0, prefix="hang-")
+        # Give the delivery workers a moment to pick the queued events up (and hang on them).
+        await asyncio.sleep(1.0)
+        with_hang, with_missing, with_failed = await _paced(pool, healthy_path, receiver, rate, events, "with", settle)
+        await pool.close()
+        return Isolation(rate, events, hang_events, len(loader.accepted_ids), alone, alone_missing + alone_failed,
+                         with_hang, with_missing + with_failed, hanging.most_held, settle)
+    finally:
+        # The hanging receiver goes first: its held requests fail, and the server can stop.
+        await hanging.stop()
         await receiver.stop()
 
 
@@ -198,6 +423,16 @@ def measure_throughput(events: int, connections: int, time_limit: float, deliver
         return asyncio.run(_throughput(server.url, events, connections, time_limit, delivery_wait))
 
 
+def measure_sustained(seconds: float, connections: int, drain_limit: float, max_events: int) -> Sustained:
+    with LocalServer(seed=relay_seed(), test_mode=False) as server:
+        return asyncio.run(_sustained(server.url, seconds, connections, drain_limit, max_events))
+
+
 def measure_latency(rate: float, events: int, connections: int, settle: float) -> Latency:
     with LocalServer(seed=relay_seed(), test_mode=False) as server:
         return asyncio.run(_latency(server.url, rate, events, connections, settle))
+
+
+def measure_isolation(rate: float, events: int, hang_events: int, connections: int, settle: float) -> Isolation:
+    with LocalServer(seed=relay_seed(), test_mode=False) as server:
+        return asyncio.run(_isolation(server.url, rate, events, hang_events, connections, settle))

@@ -180,18 +180,36 @@ class ConnectionPool:
         self._idle: asyncio.Queue = asyncio.Queue()
         self._opened = 0
 
-    async def _connection(self):
-        if self._idle.empty() and self._opened < self.size:
+    async def _connection(self, fresh: bool = False):
+        """(reader, writer), and whether the connection was used before."""
+        if fresh or (self._idle.empty() and self._opened < self.size):
             self._opened += 1
-            return await asyncio.open_connection(self.host, self.port)
-        return await self._idle.get()
+            try:
+                return await asyncio.open_connection(self.host, self.port), False
+            except BaseException:
+                self._opened -= 1
+                raise
+        return await self._idle.get(), True
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        reader, writer = await self._connection()
         head = [f"POST {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {len(body)}"]
         head += [f"{name}: {value}" for name, value in headers.items()]
+        request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        (reader, writer), reused = await self._connection()
         try:
-            writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+            return await self._exchange(reader, writer, request)
+        except (ConnectionError, asyncio.IncompleteReadError) as error:
+            if not reused or getattr(error, "partial", b""):
+                raise
+            # The server closed a connection that sat idle past its keep-alive timeout before it read
+            # this request: sent once more on a new connection, as HTTP clients do.
+            (reader, writer), _ = await self._connection(fresh=True)
+            return await self._exchange(reader, writer, request)
+
+    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        request: bytes) -> tuple[int, bytes]:
+        try:
+            writer.write(request)
             await writer.drain()
             status_line, response_headers = await _read_head(reader)
             response_body = await _read_body(reader, response_headers)

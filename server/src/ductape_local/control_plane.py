@@ -1,9 +1,6 @@
 """The contract's four control-plane routes: the one place where their wire format lives."""
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Union
 
@@ -14,12 +11,14 @@ from pydantic_core import PydanticCustomError
 
 from ductape_local.auth_digest import mask_auth
 from ductape_local.catalog import ENV_SLUG, HTTP_METHODS, Catalog, Connection, Product, WebhookDefinition, is_http_url
+from ductape_local.cursor import BadCursor, decode_cursor, encode_cursor
 from ductape_local.envelope import ApiError, quoted, success
 from ductape_local.registrations import DesiredRegistration, Registrar, RegistrationResult
 from ductape_local.store import Registration, Store
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 250
+WEBHOOKS_CURSOR = "webhooks"
 
 router = APIRouter(prefix="/webhooks/v1", tags=["control plane"])
 
@@ -235,24 +234,6 @@ def generate_link(body: GenerateLinkRequest, grant: AccessDep) -> dict[str, Any]
     return success(result_view(result, grant.registrar))
 
 
-def encode_cursor(app: str, after_tag: str) -> str:
-    raw = json.dumps({"app": app, "after": after_tag}, separators=(",", ":")).encode("utf-8")
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def decode_cursor(cursor: str, app: str) -> str:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        position = json.loads(raw)
-        after = position["after"]
-        valid = isinstance(after, str) and position.get("app") == app
-    except (binascii.Error, ValueError, TypeError, KeyError):
-        valid = False
-    if not valid:
-        raise ApiError(422, f"cursor: not a cursor of this listing (got {quoted(cursor)}); pass meta.next_cursor as given")
-    return after
-
-
 @router.get("/webhooks", responses=failures(*COMMON_FAILURES), summary="The webhooks of the app behind an access tag, with their registrations")
 def list_webhooks(
     grant: AccessDep,
@@ -273,14 +254,18 @@ def list_webhooks(
         # a server without it answers the whole listing and the client filters.
         webhooks = [w for w in webhooks if w.tag == webhook_tag]
     if cursor:
-        after = decode_cursor(cursor, connection.app)
+        position = decode_cursor(WEBHOOKS_CURSOR, cursor)
+        if not (isinstance(position, list) and len(position) == 2 and position[0] == connection.app
+                and isinstance(position[1], str)):
+            raise BadCursor("cursor", cursor)
+        after = position[1]
         webhooks = [w for w in webhooks if w.tag > after]
     page, rest = webhooks[:limit], webhooks[limit:]
     registrations: dict[str, list[dict[str, Any]]] = {w.tag: [] for w in page}
     for registration in grant.store.live_registrations(found.tag, connection.access_tag, list(registrations)):
         registrations[registration.webhook_tag].append(registration_view(registration, grant.registrar))
     data = [{"tag": w.tag, "name": w.name, "config": registrations[w.tag]} for w in page]
-    next_cursor = encode_cursor(connection.app, page[-1].tag) if page and rest else None
+    next_cursor = encode_cursor(WEBHOOKS_CURSOR, [connection.app, page[-1].tag]) if page and rest else None
     return success(data, meta={"next_cursor": next_cursor})
 
 

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds to wait before each retry of a delivery (default: %(default)s)")
     serve.add_argument("--delivery-timeout", type=float, default=10.0,
                        help="seconds to wait for a receiver's answer (default: %(default)s)")
+    serve.add_argument("--block-private-destinations", action="store_true",
+                       help="refuse receiver urls that are or resolve to loopback, link-local, private or reserved "
+                            "addresses, at registration and at delivery (for a deployed relay; off by default)")
     commands.add_parser("seed-example", help="print a commented example seed")
     return parser
 
@@ -89,6 +92,9 @@ def serve(args: argparse.Namespace) -> int:
         max_body=args.max_body,
         retry_schedule=args.retry_schedule,
         delivery_timeout=args.delivery_timeout,
+        host=args.host,
+        port=args.port,
+        block_private_destinations=args.block_private_destinations,
     )
     try:
         app = create_app(config)

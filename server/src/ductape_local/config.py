@@ -3,8 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ductape_local.delivery import DEFAULT_DELIVERY_TIMEOUT, DEFAULT_RETRY_SCHEDULE
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4311
 
 
 @dataclass(frozen=True)
@@ -17,6 +21,21 @@ class ServerConfig:
     max_body: int = 1024 * 1024
     retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
     delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    block_private_destinations: bool = False
+
+    @property
+    def listen_addresses(self) -> tuple[tuple[str, int], ...]:
+        """(host, port) pairs on which this server's links arrive: where it listens, and the public url."""
+        addresses = [(self.host, self.port)]
+        try:
+            public = urlsplit(self.public_url)
+            if public.hostname:
+                addresses.append((public.hostname, public.port or (443 if public.scheme == "https" else 80)))
+        except ValueError:
+            pass
+        return tuple(addresses)
 
 
 def default_public_url(host: str, port: int) -> str:

@@ -11,7 +11,9 @@ from pydantic_core import PydanticCustomError
 
 from ductape_local.auth_digest import mask_auth
 from ductape_local.catalog import ENV_SLUG, HTTP_METHODS, Catalog, Connection, Product, WebhookDefinition, is_http_url
+from ductape_local.config import ServerConfig
 from ductape_local.cursor import BadCursor, decode_cursor, encode_cursor
+from ductape_local.destinations import destination_refusal
 from ductape_local.envelope import ApiError, quoted, success
 from ductape_local.registrations import DesiredRegistration, Registrar, RegistrationResult
 from ductape_local.store import Registration, Store
@@ -114,6 +116,7 @@ class Access:
     products: frozenset[str]
     store: Store
     registrar: Registrar
+    config: ServerConfig
 
     def product(self, tag: str, field: str = "product") -> Product:
         product = self.catalog.products.get(tag)
@@ -151,7 +154,8 @@ def access(
     products = state.catalog.products_for_key(key.strip())
     if products is None:
         raise ApiError(401, "unknown access key")
-    return Access(catalog=state.catalog, products=products, store=state.store, registrar=state.registrar)
+    return Access(catalog=state.catalog, products=products, store=state.store, registrar=state.registrar,
+                  config=state.config)
 
 
 AccessDep = Annotated[Access, Depends(access)]
@@ -166,6 +170,13 @@ def check_env(product: Product, connection: Connection, slug: str, field: str) -
         raise ApiError(
             422, f"{field}: env {quoted(slug)} is not mapped to an app env for access tag {quoted(connection.access_tag)}"
         )
+
+
+def check_receiver(grant: "Access", url: str, field: str) -> None:
+    """A receiver url this relay must not deliver to (itself, or an address the policy refuses) is a 422."""
+    reason = destination_refusal(url, grant.config)
+    if reason is not None:
+        raise ApiError(422, f"{field}: {reason}")
 
 
 def registration_view(registration: Registration, registrar: Registrar) -> dict[str, Any]:
@@ -209,6 +220,7 @@ def register(body: RegisterRequest, grant: AccessDep) -> dict[str, Any]:
             raise ApiError(422, f"envs[{index}].slug: duplicate env {quoted(env.slug)} in one request")
         seen.add(env.slug)
         check_env(product, connection, env.slug, f"envs[{index}].slug")
+        check_receiver(grant, env.url, f"envs[{index}].url")
     desired = [
         DesiredRegistration(env.slug, env.url, env.method, env.auth.model_dump() if env.auth else {})
         for env in body.envs
@@ -229,6 +241,7 @@ def generate_link(body: GenerateLinkRequest, grant: AccessDep) -> dict[str, Any]
     connection = grant.connection(product, body.access_tag)
     webhook = grant.webhook(connection, body.webhook_tag)
     check_env(product, connection, body.env, "env")
+    check_receiver(grant, body.url, "url")
     desired = [DesiredRegistration(body.env, body.url, body.method, auth=None)]
     [result] = grant.registrar.apply(product.tag, connection, webhook, desired, register_at_providers=False)
     return success(result_view(result, grant.registrar))

@@ -1,21 +1,48 @@
 """The delivery worker: takes due deliveries from the event store and sends them to the receivers.
 
-A few threads, each with its own requests.Session (sessions are not thread-safe) and its own SQLite
-connection, claim one due delivery at a time, send it, and record the attempt. The ingress route
-wakes them after each insert; otherwise they sleep until the next retry is due.
+A few threads, each with its own SQLite connection and its own kept-alive HTTP connections (one per
+destination it talked to), claim one due delivery at a time, send it, and record the attempt. The
+ingress route wakes them after each insert; otherwise they sleep until the next retry is due.
+
+Promises kept here:
+
+- Every attempt ends in a recorded outcome, whatever fails inside it (an unusable url, a header that
+  cannot be sent, an unreadable answer, an exception nobody foresaw): an attempt without an answer is
+  retried on the schedule like a timeout. If even recording fails, the delivery is made due again.
+- The delivery timeout bounds the whole attempt: connecting, sending, and reading the answer's status
+  and headers. A receiver that sends its answer one byte at a time is cut when the time is up.
+- A destination (the receiver's scheme, host and port, in any spelling) holds at most
+  ``destination_share(workers)`` of the worker threads, so receivers that hang cannot stop deliveries
+  to the others: deliveries to a destination at its share wait in the store while others are claimed.
+- Every delivery carries ``X-Ductape-Event-Id``, the same on every retry and replay (delivery is
+  at-least-once; receivers deduplicate by it), and ``X-Ductape-Hops``, how many relays have delivered
+  it; the ingress refuses an event that has come back too often (``loop_refusal``), which ends loops.
+- Before each attempt the url is checked again (destinations.destination_refusal: this relay's own
+  links, and the private-destination policy), after DNS resolution; a refusal is a failed attempt
+  that is not retried.
 """
 
 from __future__ import annotations
 
 import email.utils
+import heapq
+import http.client
+import itertools
 import logging
+import math
+import re
+import select
+import socket
+import ssl
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
+from urllib.parse import urlsplit
 
-import requests
-
+from .auth_digest import mask_url
+from .destinations import destination_refusal
 from .events import DELIVERED, FAILED, PENDING, AttemptOutcome, ClaimedDelivery, EventStore
 
 log = logging.getLogger("ductape_local.delivery")
@@ -27,8 +54,17 @@ DEFAULT_WORKERS = 8
 MAX_RETRY_AFTER = 86400.0
 # Idle threads look at the store at least this often, in case a wake-up was missed.
 IDLE_RECHECK_S = 1.0
+# The answer's body is not kept; up to this much is read so that the connection can be reused.
+DRAIN_BYTES = 65536
+# Kept-alive connections per worker thread (least recently used ones are closed beyond that).
+MAX_IDLE_CONNECTIONS = 32
+# An event that has been delivered by relays this many times is refused when it comes back.
+MAX_HOPS = 5
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
+# 508 Loop Detected is what a Ductape relay answers to an event that came back too often: retrying
+# would only loop again.
+NOT_RETRYABLE_SERVER_STATUSES = frozenset({508})
 HOP_BY_HOP_HEADERS = frozenset(
     {
         "connection",
@@ -43,12 +79,56 @@ HOP_BY_HOP_HEADERS = frozenset(
         "upgrade",
     }
 )
-# Host names the middleware, not the receiver; the client recomputes Content-Length.
+# Host names the middleware, not the receiver; Content-Length is computed from the body.
 NOT_FORWARDED_HEADERS = HOP_BY_HOP_HEADERS | {"host", "content-length"}
 EVENT_ID_HEADER = "X-Ductape-Event-Id"
 WEBHOOK_TAG_HEADER = "X-Ductape-Webhook-Tag"
 ENV_HEADER = "X-Ductape-Env"
-_OWN_HEADERS = frozenset(h.lower() for h in (EVENT_ID_HEADER, WEBHOOK_TAG_HEADER, ENV_HEADER))
+HOPS_HEADER = "X-Ductape-Hops"
+_OWN_HEADERS = frozenset(
+    h.lower() for h in (EVENT_ID_HEADER, WEBHOOK_TAG_HEADER, ENV_HEADER, HOPS_HEADER)
+)
+USER_AGENT = "ductape-local"
+_DELTA_SECONDS = re.compile(r"[0-9]{1,12}")
+
+
+def destination_share(workers: int) -> int:
+    """The most worker threads one destination may hold at once: a quarter of them, at least one."""
+    return max(1, workers // 4)
+
+
+def destination_key(url: str) -> str:
+    """The destination a url is delivered to: scheme, host and port, in one spelling (lowercase host,
+    no trailing dot, the default port written out). A url that cannot be read is its own destination."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        host = (parts.hostname or "").rstrip(".")
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        return "unreadable:" + url.split("/", 3)[2].lower() if url.count("/") >= 2 else "unreadable:" + url
+    return f"{scheme}://{host}:{port}"
+
+
+def hops_of(headers: list[tuple[str, str]] | Any) -> int:
+    """How many relays have delivered an event already, from its X-Ductape-Hops header (0 without one
+    or when it is not a plain number)."""
+    for name, value in headers:
+        if name.lower() == HOPS_HEADER.lower():
+            value = value.strip()
+            return int(value) if _DELTA_SECONDS.fullmatch(value) else 0
+    return 0
+
+
+def loop_refusal(headers: list[tuple[str, str]]) -> str | None:
+    """Why the ingress must refuse an event (508): it has come back to a relay MAX_HOPS times already."""
+    hops = hops_of(headers)
+    if hops < MAX_HOPS:
+        return None
+    return (
+        f"{HOPS_HEADER}: this event has already been relayed {hops} times (the limit is {MAX_HOPS}); "
+        "a receiver url leads back to a Ductape link, so the event is refused to end the loop"
+    )
 
 
 def parse_retry_schedule(text: str) -> tuple[float, ...]:
@@ -71,19 +151,24 @@ def parse_retry_schedule(text: str) -> tuple[float, ...]:
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if absent or unreadable."""
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if absent or
+    unreadable. Never raises, whatever the receiver sent."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    # ASCII digits only: str.isdigit() also accepts "²" or "٣", which float() refuses
+    if _DELTA_SECONDS.fullmatch(value):
         return min(float(value), MAX_RETRY_AFTER)
+    if value.isdigit():
+        return MAX_RETRY_AFTER if value.isascii() else None
     try:
         moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        seconds = moment.timestamp() - now
+    except (TypeError, ValueError, OverflowError, AttributeError, IndexError):
         return None
-    if moment is None:
+    if not math.isfinite(seconds):
         return None
-    return min(max(moment.timestamp() - now, 0.0), MAX_RETRY_AFTER)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def forwarded_headers(claimed: ClaimedDelivery) -> dict[str, str]:
@@ -102,9 +187,11 @@ def forwarded_headers(claimed: ClaimedDelivery) -> dict[str, str]:
             continue
         # repeated headers are folded into one field, as RFC 9110 allows
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    headers.setdefault("user-agent", USER_AGENT)
     headers[EVENT_ID_HEADER] = claimed.event_id
     headers[WEBHOOK_TAG_HEADER] = claimed.webhook_tag
     headers[ENV_HEADER] = claimed.env
+    headers[HOPS_HEADER] = str(hops_of(claimed.headers) + 1)
     return headers
 
 
@@ -125,6 +212,14 @@ class SendResult:
     error: str | None
     retry_after: float | None
     latency_ms: float
+    # False for a failure that would fail again the same way (a refused destination)
+    retryable: bool = True
+
+
+def _retryable_status(code: int) -> bool:
+    if code in NOT_RETRYABLE_SERVER_STATUSES:
+        return False
+    return code in RETRYABLE_STATUSES or code >= 500
 
 
 def decide(
@@ -134,7 +229,7 @@ def decide(
     code = result.status_code
     if code is not None and 200 <= code < 300:
         return DELIVERED, None
-    retryable = code is None or code in RETRYABLE_STATUSES or code >= 500
+    retryable = result.retryable and (code is None or _retryable_status(code))
     if not retryable or round_attempt_number > len(schedule):
         return FAILED, None
     delay = schedule[round_attempt_number - 1]
@@ -146,9 +241,164 @@ def decide(
 def attempt_error(result: SendResult) -> str | None:
     if result.error is not None:
         return result.error
-    if result.status_code is not None and not 200 <= result.status_code < 300:
-        return f"receiver answered HTTP {result.status_code}"
+    code = result.status_code
+    if code == 508:
+        return (
+            "receiver answered HTTP 508 Loop Detected: the event came back to a Ductape relay "
+            f"{MAX_HOPS} times; the receiver url leads back to a wrapped link"
+        )
+    if code is not None and not 200 <= code < 300:
+        return f"receiver answered HTTP {code}"
     return None
+
+
+def dead_letter_reason(result: SendResult, attempt_count: int, round_attempt_number: int,
+                       schedule: tuple[float, ...]) -> str:
+    """Why a delivery that ended FAILED is a dead letter: its retries ran out, or it was not retried."""
+    error = attempt_error(result) or "failed"
+    code = result.status_code
+    retryable = result.retryable and (code is None or _retryable_status(code))
+    if retryable and round_attempt_number > len(schedule):
+        return f"retries exhausted after {attempt_count} attempts; the last: {error}"
+    return f"not retried: {error}"
+
+
+def _valid_timeout(timeout: Any) -> float:
+    try:
+        value = float(timeout)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"delivery timeout: must be a finite number of seconds > 0 (got {timeout!r})")
+    return value
+
+
+def _valid_schedule(schedule: Any) -> tuple[float, ...]:
+    delays = tuple(float(delay) for delay in schedule)
+    for delay in delays:
+        if not (math.isfinite(delay) and delay >= 0):
+            raise ValueError(f"retry schedule: {delay!r} must be a finite number >= 0")
+    return delays
+
+
+class _Watch:
+    """One attempt's deadline: once it passes, the attempt's socket is shut down by the Deadlines thread."""
+
+    __slots__ = ("deadline", "connection", "expired", "done")
+
+    def __init__(self, deadline: float, connection: http.client.HTTPConnection):
+        self.deadline = deadline
+        self.connection = connection
+        self.expired = False
+        self.done = False
+
+
+class Deadlines:
+    """One thread that ends attempts running past their deadline, by shutting their socket down.
+
+    Socket timeouts bound each read, not an answer that trickles in one byte at a time; this bounds
+    the whole attempt. A blocked read then returns at once and the attempt reports the timeout.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._counter = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def watch(self, deadline: float, connection: http.client.HTTPConnection) -> _Watch:
+        watch = _Watch(deadline, connection)
+        with self._cond:
+            if self._thread is None:
+                self._stopping = False
+                self._thread = threading.Thread(target=self._run, name="ductape-delivery-deadlines", daemon=True)
+                self._thread.start()
+            heapq.heappush(self._heap, (deadline, next(self._counter), watch))
+            if self._heap[0][2] is watch:
+                self._cond.notify()
+        return watch
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            thread, self._thread = self._thread, None
+            self._cond.notify()
+        if thread is not None:
+            thread.join(2.0)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopping and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    if not self._heap:
+                        self._cond.wait()
+                    elif self._heap[0][2].done:
+                        heapq.heappop(self._heap)
+                    else:
+                        self._cond.wait(max(0.0, self._heap[0][0] - time.monotonic()))
+                if self._stopping:
+                    return
+                _, _, watch = heapq.heappop(self._heap)
+                if watch.done:
+                    continue
+                watch.expired = True
+                sock = watch.connection.sock
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+class _Connections:
+    """One worker thread's kept-alive connections, one per destination, least recently used closed first."""
+
+    def __init__(self, tls: ssl.SSLContext):
+        self._tls = tls
+        self._idle: OrderedDict[str, http.client.HTTPConnection] = OrderedDict()
+        self.opened = 0
+
+    def take(self, key: str, scheme: str, host: str, port: int, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+        """A connection to the destination and whether it was used before."""
+        conn = self._idle.pop(key, None)
+        if conn is not None and conn.sock is not None and _usable(conn.sock):
+            conn.sock.settimeout(timeout)
+            conn.timeout = timeout
+            return conn, True
+        if conn is not None:
+            conn.close()
+        return self.new(scheme, host, port, timeout), False
+
+    def new(self, scheme: str, host: str, port: int, timeout: float) -> http.client.HTTPConnection:
+        self.opened += 1
+        if scheme == "https":
+            return http.client.HTTPSConnection(host, port, timeout=timeout, context=self._tls)
+        return http.client.HTTPConnection(host, port, timeout=timeout)
+
+    def keep(self, key: str, conn: http.client.HTTPConnection) -> None:
+        self._idle[key] = conn
+        while len(self._idle) > MAX_IDLE_CONNECTIONS:
+            _, oldest = self._idle.popitem(last=False)
+            oldest.close()
+
+    def close(self) -> None:
+        for conn in self._idle.values():
+            conn.close()
+        self._idle.clear()
+
+
+def _usable(sock: socket.socket) -> bool:
+    """An idle kept-alive socket is usable when nothing is waiting on it (the peer did not close it)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
+
+
+class _Refused(Exception):
+    """The url must not be delivered to; not retried."""
 
 
 class DeliveryWorker:
@@ -160,18 +410,39 @@ class DeliveryWorker:
         timeout: float = DEFAULT_DELIVERY_TIMEOUT,
         workers: int = DEFAULT_WORKERS,
         on_delivered: Callable[[str], None] | None = None,
+        destination_config: Any = None,
     ):
         self._store = store
-        self._schedule = tuple(retry_schedule)
-        self._timeout = timeout
-        self._worker_count = max(1, workers)
+        self._schedule = _valid_schedule(retry_schedule)
+        self._timeout = _valid_timeout(timeout)
+        self._worker_count = max(1, int(workers))
+        self._share = destination_share(self._worker_count)
         self._on_delivered = on_delivered
+        # a ServerConfig (listen_addresses, block_private_destinations); None checks nothing
+        self._destination_config = destination_config
         self._known_active: set[str] = set()
         self._wakeup = threading.Condition()
         # bumped on every wake(): a thread that saw no work sleeps only if nothing arrived since it looked
         self._generation = 0
         self._stopping = False
         self._threads: list[threading.Thread] = []
+        # claims are made one at a time, so that the count per destination is never exceeded
+        self._claim_lock = threading.Lock()
+        self._busy: dict[str, int] = {}
+        # deliveries whose outcome could not be written, nor their claim released: released later
+        self._unreleased: list[ClaimedDelivery] = []
+        self._deadlines = Deadlines()
+
+    @classmethod
+    def for_config(cls, store: EventStore, config: Any, **options: Any) -> "DeliveryWorker":
+        """The worker a ServerConfig asks for, checking its receivers against that config's policy."""
+        return cls(
+            store,
+            retry_schedule=config.retry_schedule,
+            timeout=config.delivery_timeout,
+            destination_config=config,
+            **options,
+        )
 
     @property
     def retry_schedule(self) -> tuple[float, ...]:
@@ -197,31 +468,31 @@ class DeliveryWorker:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
+        self._deadlines.stop()
 
     def wake(self) -> None:
         with self._wakeup:
             self._generation += 1
             self._wakeup.notify()
 
+    # --- the loop of each thread ---------------------------------------------------------------
+
     def _run(self) -> None:
-        session = requests.Session()
-        # The worker talks to receivers directly: no proxy variables, no .netrc credentials.
-        session.trust_env = False
-        session.headers.clear()
-        session.headers["User-Agent"] = "ductape-local"
+        connections = _Connections(ssl.create_default_context())
         try:
             while not self._stopping:
                 with self._wakeup:
                     seen_generation = self._generation
+                next_due = None
                 try:
-                    claimed = self._store.claim_due()
+                    self._release_unreleased()
+                    claimed = self._claim()
                     if claimed is not None:
-                        self._deliver(session, claimed)
+                        self._deliver(connections, claimed)
                         continue
-                    next_due = self._store.next_due_at()
+                    next_due = self._store.next_due_at(exclude=self._saturated())
                 except Exception:  # keep the thread alive: the store may be busy or briefly unreadable
                     log.exception("delivery worker iteration failed")
-                    next_due = None
                 wait_s = IDLE_RECHECK_S
                 if next_due is not None:
                     wait_s = min(wait_s, max(0.0, next_due - time.time()))
@@ -229,54 +500,155 @@ class DeliveryWorker:
                     if self._generation == seen_generation and not self._stopping:
                         self._wakeup.wait(wait_s)
         finally:
-            session.close()
+            connections.close()
             self._store.close_thread_connection()
 
-    def _deliver(self, session: requests.Session, claimed: ClaimedDelivery) -> None:
-        result = self._send(session, claimed)
-        now = time.time()
-        state, next_at = decide(result, claimed.round_attempt_number, self._schedule, now)
-        if state == DELIVERED:
-            # before the outcome is written, so that a delivery read as delivered implies an active registration
-            self._mark_active(claimed.registration_uuid)
-        self._store.record_attempt(
-            claimed,
-            AttemptOutcome(
-                at=now - result.latency_ms / 1000.0,
-                status_code=result.status_code,
-                latency_ms=result.latency_ms,
-                error=attempt_error(result),
-                state=state,
-                next_attempt_at=next_at,
-            ),
-        )
+    def _saturated(self) -> set[str]:
+        return {key for key, count in self._busy.items() if count >= self._share}
 
-    def _send(self, session: requests.Session, claimed: ClaimedDelivery) -> SendResult:
-        started = time.monotonic()
+    def _claim(self) -> ClaimedDelivery | None:
+        with self._claim_lock:
+            claimed = self._store.claim_due(exclude=self._saturated())
+            if claimed is not None:
+                key = destination_key(claimed.url)
+                self._busy[key] = self._busy.get(key, 0) + 1
+            return claimed
+
+    def _done(self, claimed: ClaimedDelivery) -> None:
+        key = destination_key(claimed.url)
+        with self._claim_lock:
+            left = self._busy.get(key, 1) - 1
+            if left > 0:
+                self._busy[key] = left
+            else:
+                self._busy.pop(key, None)
+        # a destination that was at its share may have deliveries waiting
+        self.wake()
+
+    def _deliver(self, connections: _Connections, claimed: ClaimedDelivery) -> None:
         try:
-            response = session.request(
-                claimed.method,
-                delivery_url(claimed),
-                data=claimed.body,
-                headers=forwarded_headers(claimed),
-                timeout=self._timeout,
-                allow_redirects=False,
-                stream=True,
-            )
-        except requests.Timeout:
-            error = f"no answer within the delivery timeout of {self._timeout:g}s"
-            return SendResult(None, error, None, _elapsed_ms(started))
-        except requests.RequestException as exc:
-            return SendResult(None, _connection_error(exc), None, _elapsed_ms(started))
-        try:
-            # The answer's body is not kept; reading a little lets the connection be reused.
-            response.raw.read(65536, decode_content=False)
-        except Exception:  # the status already decides the outcome
-            pass
+            try:
+                result = self._attempt(connections, claimed)
+            except Exception as exc:  # whatever failed, it is an attempt without an answer
+                log.warning("delivery attempt %s failed unexpectedly: %s", claimed.event_id, type(exc).__name__)
+                try:
+                    error = _unexpected_error(exc, claimed.url)
+                except Exception:  # pylint: disable=broad-except
+                    error = f"attempt failed ({type(exc).__name__})"
+                result = SendResult(None, error, None, 0.0)
+            self._record(claimed, result)
         finally:
-            response.close()
-        retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
-        return SendResult(response.status_code, None, retry_after, _elapsed_ms(started))
+            self._done(claimed)
+
+    def _record(self, claimed: ClaimedDelivery, result: SendResult) -> None:
+        now = time.time()
+        try:
+            state, next_at = decide(result, claimed.round_attempt_number, self._schedule, now)
+            reason = None
+            if state == FAILED:
+                reason = dead_letter_reason(result, claimed.attempt_number, claimed.round_attempt_number,
+                                            self._schedule)
+            if state == DELIVERED:
+                # before the outcome is written, so that a delivery read as delivered implies an active registration
+                self._mark_active(claimed.registration_uuid)
+            self._store.record_attempt(
+                claimed,
+                AttemptOutcome(
+                    at=now - result.latency_ms / 1000.0,
+                    status_code=result.status_code,
+                    latency_ms=result.latency_ms,
+                    error=attempt_error(result),
+                    state=state,
+                    next_attempt_at=next_at,
+                    dead_letter_reason=reason,
+                ),
+            )
+        except Exception:
+            log.exception("could not record the attempt of %s; it is due again", claimed.event_id)
+            self._release(claimed, now)
+
+    def _release(self, claimed: ClaimedDelivery, now: float) -> None:
+        delay = self._schedule[0] if self._schedule else IDLE_RECHECK_S
+        try:
+            self._store.release(claimed.event_id, now + delay)
+        except Exception:
+            log.exception("could not release %s; trying again later", claimed.event_id)
+            with self._claim_lock:
+                self._unreleased.append(claimed)
+
+    def _release_unreleased(self) -> None:
+        if not self._unreleased:
+            return
+        with self._claim_lock:
+            waiting, self._unreleased = self._unreleased, []
+        for claimed in waiting:
+            self._release(claimed, time.time())
+
+    # --- one attempt ---------------------------------------------------------------------------
+
+    def _attempt(self, connections: _Connections, claimed: ClaimedDelivery) -> SendResult:
+        started = time.monotonic()
+        deadline = started + self._timeout
+        url = delivery_url(claimed)
+        try:
+            scheme, host, port, target = _request_parts(url)
+            refusal = self._refusal(url)
+            if refusal is not None:
+                raise _Refused(refusal)
+        except _Refused as refused:
+            return SendResult(None, str(refused), None, _elapsed_ms(started), retryable=False)
+        except (ValueError, UnicodeError) as exc:
+            return SendResult(None, f"receiver url {mask_url(claimed.url)} cannot be used: {_text(exc, url)}",
+                              None, _elapsed_ms(started))
+        headers = forwarded_headers(claimed)
+        body = claimed.body
+        if body or claimed.method not in ("GET", "HEAD"):
+            headers["Content-Length"] = str(len(body))
+        key = destination_key(url)
+        remaining = max(0.001, deadline - time.monotonic())
+        conn, reused = connections.take(key, scheme, host, port, remaining)
+        watch = self._deadlines.watch(deadline, conn)
+        try:
+            try:
+                response = _exchange(conn, claimed.method, target, headers, body)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                if not reused or watch.expired:
+                    raise
+                # the receiver closed the kept-alive connection meanwhile: once more on a new one
+                conn.close()
+                watch.done = True
+                conn = connections.new(scheme, host, port, max(0.001, deadline - time.monotonic()))
+                watch = self._deadlines.watch(deadline, conn)
+                response = _exchange(conn, claimed.method, target, headers, body)
+            status = response.status
+            retry_after = parse_retry_after(response.getheader("Retry-After"), time.time())
+            try:
+                response.read(DRAIN_BYTES)
+            except (OSError, http.client.HTTPException):  # the status already decides the outcome
+                pass
+            if response.isclosed() and not response.will_close and not watch.expired:
+                connections.keep(key, conn)
+            else:
+                conn.close()
+            return SendResult(status, None, retry_after, _elapsed_ms(started))
+        except Exception as exc:
+            conn.close()
+            if watch.expired or isinstance(exc, (socket.timeout, TimeoutError)):
+                error = f"no answer within the delivery timeout of {self._timeout:g}s"
+            elif isinstance(exc, http.client.HTTPException):
+                error = f"unreadable answer ({type(exc).__name__}): {_text(exc, url)}"
+            elif isinstance(exc, OSError):
+                error = f"connection error ({type(exc).__name__}): {_text(exc, url)}"
+            else:
+                raise
+            return SendResult(None, error, None, _elapsed_ms(started))
+        finally:
+            watch.done = True
+
+    def _refusal(self, url: str) -> str | None:
+        if self._destination_config is None:
+            return None
+        return destination_refusal(url, self._destination_config)
 
     def _mark_active(self, registration_uuid: str) -> None:
         if self._on_delivered is None or registration_uuid in self._known_active:
@@ -288,17 +660,52 @@ class DeliveryWorker:
             log.exception("could not mark registration %s active", registration_uuid)
 
 
+def _request_parts(url: str) -> tuple[str, str, int, str]:
+    """(scheme, host, port, request target) of a receiver url; ValueError/UnicodeError when unusable."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ValueError(f"scheme {scheme!r} is not http or https")
+    host = parts.hostname
+    if not host:
+        raise ValueError("it has no host")
+    port = parts.port or (443 if scheme == "https" else 80)
+    if ":" not in host:
+        host.encode("idna")  # a label over 63 characters, or an empty one, raises here
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if any(ord(ch) < 33 or ord(ch) == 127 for ch in target):
+        raise ValueError("its path or query holds a control character or space")
+    return scheme, host, port, target
+
+
+def _exchange(conn: http.client.HTTPConnection, method: str, target: str, headers: dict[str, str],
+              body: bytes) -> http.client.HTTPResponse:
+    conn.putrequest(method, target, skip_accept_encoding=True)
+    for name, value in headers.items():
+        conn.putheader(name, value)
+    conn.endheaders(body or None)
+    return conn.getresponse()
+
+
 def _elapsed_ms(started: float) -> float:
     return (time.monotonic() - started) * 1000.0
 
 
-def _connection_error(exc: requests.RequestException) -> str:
-    kind = type(exc).__name__
-    reason = exc.args[0] if exc.args else exc
-    # urllib3 wraps the root cause several levels deep; its innermost text is the useful part
-    while getattr(reason, "reason", None) is not None:
-        reason = reason.reason
-    return f"connection error ({kind}): {reason}"
+def _text(exc: BaseException, url: str) -> str:
+    """An exception's text, with the url's credentials masked should it quote them."""
+    text = str(exc) or type(exc).__name__
+    authority = url.partition("://")[2].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    userinfo = authority.rpartition("@")[0]
+    text = text.replace(url, mask_url(url))
+    if userinfo:
+        for secret in {userinfo, *userinfo.split(":", 1)}:
+            if secret:
+                text = text.replace(secret, "********")
+    return text
+
+
+def _unexpected_error(exc: BaseException, url: str) -> str:
+    return f"attempt failed ({type(exc).__name__}): {_text(exc, url)}"
 
 
 def retry_schedule_argument(text: str) -> tuple[float, ...]:

@@ -191,3 +191,62 @@ class Dribbler:
             pass
         finally:
             conn.close()
+
+
+class Forwarder:
+    """A receiver that is a transparent proxy: it sends every request it gets on to ``target`` (set
+    after start) with the same method, headers and body, and answers with the status it got back.
+    Pointed at a relay's own link it closes a loop through something the relay cannot recognise."""
+
+    def __init__(self):
+        self.target: str | None = None
+        self.forwarded = 0
+        self.statuses: list[int] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> "Forwarder":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler_class(self):
+        import requests
+
+        forwarder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                try:
+                    status = requests.request(self.command, forwarder.target, data=body, headers=headers,
+                                              timeout=10).status_code
+                except requests.RequestException:
+                    status = 502
+                with forwarder._lock:
+                    forwarder.forwarded += 1
+                    forwarder.statuses.append(status)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+            def log_message(self, *args) -> None:
+                pass
+
+        return Handler

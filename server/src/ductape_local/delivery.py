@@ -24,6 +24,7 @@ Promises kept here:
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import heapq
 import http.client
@@ -39,7 +40,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .auth_digest import mask_url
 from .destinations import destination_refusal
@@ -601,6 +602,11 @@ class DeliveryWorker:
             return SendResult(None, f"receiver url {mask_url(claimed.url)} cannot be used: {_text(exc, url)}",
                               None, _elapsed_ms(started))
         headers = forwarded_headers(claimed)
+        credentials = _basic_credentials(url)
+        if credentials is not None:
+            # credentials inside the receiver url are sent as HTTP Basic auth, as HTTP clients do
+            headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            headers["Authorization"] = credentials
         body = claimed.body
         if body or claimed.method not in ("GET", "HEAD"):
             headers["Content-Length"] = str(len(body))
@@ -676,6 +682,15 @@ def _request_parts(url: str) -> tuple[str, str, int, str]:
     if any(ord(ch) < 33 or ord(ch) == 127 for ch in target):
         raise ValueError("its path or query holds a control character or space")
     return scheme, host, port, target
+
+
+def _basic_credentials(url: str) -> str | None:
+    """The Authorization value for the userinfo of a url (``user:password@``), or None without one."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return None
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    return "Basic " + base64.b64encode(pair.encode("latin-1", "replace")).decode("ascii")
 
 
 def _exchange(conn: http.client.HTTPConnection, method: str, target: str, headers: dict[str, str],

@@ -120,16 +120,16 @@ def test_an_exception_while_building_the_request_is_a_recorded_attempt(store, ru
 
 
 def test_a_store_failure_while_recording_leaves_the_delivery_due_again(store, running, monkeypatch):
-    original = store.record_attempt
+    original = store.record_attempts
     failures = []
 
-    def flaky(claimed, outcome):
+    def flaky(outcomes):
         if not failures:
-            failures.append(claimed.event_id)
+            failures.extend(claimed.event_id for claimed, _ in outcomes)
             raise RuntimeError("disk I/O error")
-        return original(claimed, outcome)
+        return original(outcomes)
 
-    monkeypatch.setattr(store, "record_attempt", flaky)
+    monkeypatch.setattr(store, "record_attempts", flaky)
     with Receiver(script=[Answer(503)]) as receiver:
         worker = running(retry_schedule=(0.05, 0.05))
         event_id = store.add_event(target_for(receiver.url), event())

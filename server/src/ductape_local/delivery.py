@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import functools
 import heapq
 import http.client
 import itertools
 import logging
 import math
+import queue
 import re
 import select
 import socket
@@ -50,7 +52,7 @@ log = logging.getLogger("ductape_local.delivery")
 
 DEFAULT_RETRY_SCHEDULE = (1.0, 5.0, 30.0, 120.0, 600.0)
 DEFAULT_DELIVERY_TIMEOUT = 10.0
-DEFAULT_WORKERS = 8
+DEFAULT_WORKERS = 16
 # A receiver asking for more than a day is treated as asking for a day.
 MAX_RETRY_AFTER = 86400.0
 # Idle threads look at the store at least this often, in case a wake-up was missed.
@@ -59,6 +61,10 @@ IDLE_RECHECK_S = 1.0
 DRAIN_BYTES = 65536
 # Kept-alive connections per worker thread (least recently used ones are closed beyond that).
 MAX_IDLE_CONNECTIONS = 32
+# Most deliveries to one receiver url a thread claims at once (one statement), sent one after the other.
+CLAIM_BATCH = 16
+# Most attempts written in one transaction by the recorder thread.
+RECORD_BATCH = 512
 # An event that has been delivered by relays this many times is refused when it comes back.
 MAX_HOPS = 5
 
@@ -98,6 +104,7 @@ def destination_share(workers: int) -> int:
     return max(1, workers // 4)
 
 
+@functools.lru_cache(maxsize=4096)
 def destination_key(url: str) -> str:
     """The destination a url is delivered to: scheme, host and port, in one spelling (lowercase host,
     no trailing dot, the default port written out). A url that cannot be read is its own destination."""
@@ -398,6 +405,58 @@ def _usable(sock: socket.socket) -> bool:
     return not readable
 
 
+class Recorder:
+    """One thread that writes the outcomes of all worker threads, every outcome waiting in one
+    transaction: under load one commit serves many attempts, alone an outcome waits for nobody."""
+
+    def __init__(self, write: Callable[[list], None], store: EventStore):
+        self._write = write
+        self._store = store
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def put(self, claimed: ClaimedDelivery, outcome: AttemptOutcome) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="ductape-delivery-recorder", daemon=True)
+                    self._thread.start()
+        self._queue.put((claimed, outcome))
+
+    def stop(self, wait_s: float) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(wait_s)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                batch, stopping = [first], False
+                while len(batch) < RECORD_BATCH:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        stopping = True
+                        break
+                    batch.append(item)
+                try:
+                    self._write(batch)
+                except Exception:  # pylint: disable=broad-except  # the writer handles its own failures
+                    log.exception("delivery recorder iteration failed")
+                if stopping:
+                    return
+        finally:
+            self._store.close_thread_connection()
+
+
 class _Refused(Exception):
     """The url must not be delivered to; not retried."""
 
@@ -429,10 +488,15 @@ class DeliveryWorker:
         self._threads: list[threading.Thread] = []
         # claims are made one at a time, so that the count per destination is never exceeded
         self._claim_lock = threading.Lock()
+        # threads per destination, and per receiver url, holding a claim
         self._busy: dict[str, int] = {}
+        self._urls: dict[str, int] = {}
+        # receiver url -> whether its last attempt got an answer (then its deliveries are claimed in batches)
+        self._answering: dict[str, bool] = {}
         # deliveries whose outcome could not be written, nor their claim released: released later
         self._unreleased: list[ClaimedDelivery] = []
         self._deadlines = Deadlines()
+        self._recorder = Recorder(self._write_outcomes, self._store)
 
     @classmethod
     def for_config(cls, store: EventStore, config: Any, **options: Any) -> "DeliveryWorker":
@@ -470,6 +534,8 @@ class DeliveryWorker:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
         self._deadlines.stop()
+        # what was sent is written before the process ends
+        self._recorder.stop(max(1.0, deadline - time.monotonic()))
 
     def wake(self) -> None:
         with self._wakeup:
@@ -487,9 +553,9 @@ class DeliveryWorker:
                 next_due = None
                 try:
                     self._release_unreleased()
-                    claimed = self._claim()
-                    if claimed is not None:
-                        self._deliver(connections, claimed)
+                    batch = self._claim()
+                    if batch:
+                        self._deliver_batch(connections, batch)
                         continue
                     next_due = self._store.next_due_at(exclude=self._saturated())
                 except Exception:  # keep the thread alive: the store may be busy or briefly unreadable
@@ -504,42 +570,68 @@ class DeliveryWorker:
             connections.close()
             self._store.close_thread_connection()
 
-    def _saturated(self) -> set[str]:
-        return {key for key, count in self._busy.items() if count >= self._share}
+    def _saturated(self) -> list[str]:
+        """What the next claim skips: the destinations at their share, and the urls in flight to them."""
+        keys = [key for key, count in self._busy.items() if count >= self._share]
+        if not keys:
+            return []
+        full = set(keys)
+        return [f"url:{url}" for url in self._urls if destination_key(url) in full] + keys
 
-    def _claim(self) -> ClaimedDelivery | None:
+    def _claim(self) -> list[ClaimedDelivery]:
+        """Claims due deliveries to one receiver url, counting this thread against its destination."""
         with self._claim_lock:
-            claimed = self._store.claim_due(exclude=self._saturated())
-            if claimed is not None:
-                key = destination_key(claimed.url)
+            batch = self._store.claim_due_batch(exclude=self._saturated(), limit=self._batch_size)
+            if batch:
+                url = batch[0].url
+                key = destination_key(url)
                 self._busy[key] = self._busy.get(key, 0) + 1
-            return claimed
+                self._urls[url] = self._urls.get(url, 0) + 1
+            return batch
+
+    def _batch_size(self, url: str) -> int:
+        """Deliveries to one url claimed together: a batch only while the url's last attempt was
+        answered, so that a receiver that stopped answering holds one claimed delivery per thread."""
+        return CLAIM_BATCH if self._answering.get(url, False) else 1
 
     def _done(self, claimed: ClaimedDelivery) -> None:
         key = destination_key(claimed.url)
         with self._claim_lock:
-            left = self._busy.get(key, 1) - 1
-            if left > 0:
-                self._busy[key] = left
-            else:
-                self._busy.pop(key, None)
-        # a destination that was at its share may have deliveries waiting
-        self.wake()
+            for counts, name in ((self._busy, key), (self._urls, claimed.url)):
+                left = counts.get(name, 1) - 1
+                if left > 0:
+                    counts[name] = left
+                else:
+                    counts.pop(name, None)
+        # no wake-up needed: this thread claims next, deliveries to this destination included
 
-    def _deliver(self, connections: _Connections, claimed: ClaimedDelivery) -> None:
+    def _deliver_batch(self, connections: _Connections, batch: list[ClaimedDelivery]) -> None:
         try:
-            try:
-                result = self._attempt(connections, claimed)
-            except Exception as exc:  # whatever failed, it is an attempt without an answer
-                log.warning("delivery attempt %s failed unexpectedly: %s", claimed.event_id, type(exc).__name__)
-                try:
-                    error = _unexpected_error(exc, claimed.url)
-                except Exception:  # pylint: disable=broad-except
-                    error = f"attempt failed ({type(exc).__name__})"
-                result = SendResult(None, error, None, 0.0)
-            self._record(claimed, result)
+            for index, claimed in enumerate(batch):
+                result = self._deliver(connections, claimed)
+                rest = batch[index + 1:]
+                if rest and (self._stopping or result.status_code is None):
+                    # the receiver did not answer (or the server stops): the rest of the batch is not
+                    # held behind it; it is due again at once, without an attempt counted
+                    now = time.time()
+                    for unsent in rest:
+                        self._release(unsent, now, delay=0.0)
+                    return
         finally:
-            self._done(claimed)
+            self._done(batch[0])
+
+    def _deliver(self, connections: _Connections, claimed: ClaimedDelivery) -> SendResult:
+        try:
+            result = self._attempt(connections, claimed)
+        except Exception as exc:  # whatever failed, it is an attempt without an answer
+            log.warning("delivery attempt %s failed unexpectedly: %s", claimed.event_id, type(exc).__name__)
+            try:
+                error = _unexpected_error(exc, claimed.url)
+            except Exception:  # pylint: disable=broad-except
+                error = f"attempt failed ({type(exc).__name__})"
+            result = SendResult(None, error, None, 0.0)
+        self._record(claimed, result)
+        return result
 
     def _record(self, claimed: ClaimedDelivery, result: SendResult) -> None:
         now = time.time()
@@ -552,24 +644,27 @@ class DeliveryWorker:
             if state == DELIVERED:
                 # before the outcome is written, so that a delivery read as delivered implies an active registration
                 self._mark_active(claimed.registration_uuid)
-            self._store.record_attempt(
-                claimed,
-                AttemptOutcome(
-                    at=now - result.latency_ms / 1000.0,
-                    status_code=result.status_code,
-                    latency_ms=result.latency_ms,
-                    error=attempt_error(result),
-                    state=state,
-                    next_attempt_at=next_at,
-                    dead_letter_reason=reason,
-                ),
+            outcome = AttemptOutcome(
+                at=now - result.latency_ms / 1000.0,
+                status_code=result.status_code,
+                latency_ms=result.latency_ms,
+                error=attempt_error(result),
+                state=state,
+                next_attempt_at=next_at,
+                dead_letter_reason=reason,
             )
         except Exception:
-            log.exception("could not record the attempt of %s; it is due again", claimed.event_id)
+            log.exception("could not decide the outcome of %s; it is due again", claimed.event_id)
             self._release(claimed, now)
+            return
+        self._answering[claimed.url] = result.status_code is not None
+        if len(self._answering) > MAX_IDLE_CONNECTIONS * 32:
+            self._answering.clear()
+        self._recorder.put(claimed, outcome)
 
-    def _release(self, claimed: ClaimedDelivery, now: float) -> None:
-        delay = self._schedule[0] if self._schedule else IDLE_RECHECK_S
+    def _release(self, claimed: ClaimedDelivery, now: float, delay: float | None = None) -> None:
+        if delay is None:
+            delay = self._schedule[0] if self._schedule else IDLE_RECHECK_S
         try:
             self._store.release(claimed.event_id, now + delay)
         except Exception:
@@ -584,6 +679,20 @@ class DeliveryWorker:
             waiting, self._unreleased = self._unreleased, []
         for claimed in waiting:
             self._release(claimed, time.time())
+
+    def _write_outcomes(self, outcomes: list[tuple[ClaimedDelivery, AttemptOutcome]]) -> None:
+        """The recorder thread's writer: one transaction for every outcome waiting; if it fails, each
+        delivery is given back, due again, so none stays in flight."""
+        try:
+            self._store.record_attempts(outcomes)
+        except Exception:
+            log.exception("could not record %d attempts; they are due again", len(outcomes))
+            now = time.time()
+            for claimed, _ in outcomes:
+                self._release(claimed, now)
+            return
+        if any(outcome.state == PENDING for _, outcome in outcomes):
+            self.wake()  # a retry may be due sooner than the sleeping threads think
 
     # --- one attempt ---------------------------------------------------------------------------
 

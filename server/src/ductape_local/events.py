@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .store import immediate_transaction
 
@@ -247,34 +247,52 @@ class EventStore:
     def claim_due(self, now: float | None = None, exclude: Iterable[str] = ()) -> ClaimedDelivery | None:
         """Takes the delivery due first, except those to a destination in ``exclude``
         (delivery.destination_key of the receiver url): it is in flight until its attempt is recorded."""
+        claimed = self.claim_due_batch(now, exclude, limit=1)
+        return claimed[0] if claimed else None
+
+    def claim_due_batch(
+        self, now: float | None = None, exclude: Iterable[str] = (), limit: int | Callable[[str], int] = 1
+    ) -> list[ClaimedDelivery]:
+        """Takes the delivery due first (skipping destinations in ``exclude``) and more due deliveries
+        to the same receiver url, up to ``limit`` (a number, or a function of that url), in one
+        transaction; in due order."""
         moment = time.time() if now is None else now
         skip, params = _exclusion(exclude)
-        row = (
-            self._connection()
-            .execute(
-                f"UPDATE middleware_events SET state = ? WHERE seq = ("
-                f"  SELECT seq FROM middleware_events WHERE state = ? AND next_attempt_at <= ?{skip}"
-                f"  ORDER BY next_attempt_at LIMIT 1"
-                f") RETURNING {_CLAIM_COLUMNS}",
-                (IN_FLIGHT, PENDING, moment, *params),
+        conn = self._connection()
+        with immediate_transaction(conn):
+            first = conn.execute(
+                f"SELECT target_url FROM middleware_events WHERE state = ? AND next_attempt_at <= ?{skip} "
+                f"ORDER BY next_attempt_at LIMIT 1",
+                (PENDING, moment, *params),
+            ).fetchone()
+            if first is None:
+                return []
+            url = first["target_url"]
+            count = limit(url) if callable(limit) else limit
+            rows = conn.execute(
+                f"UPDATE middleware_events SET state = ? WHERE seq IN ("
+                f"  SELECT seq FROM middleware_events WHERE state = ? AND next_attempt_at <= ? AND target_url = ?"
+                f"  ORDER BY next_attempt_at LIMIT ?"
+                f") RETURNING {_CLAIM_COLUMNS}, next_attempt_at",
+                (IN_FLIGHT, PENDING, moment, url, max(1, count)),
+            ).fetchall()
+        rows.sort(key=lambda row: row["next_attempt_at"])
+        return [
+            ClaimedDelivery(
+                event_id=row["event_id"],
+                registration_uuid=row["registration_uuid"],
+                webhook_tag=row["webhook_tag"],
+                env=row["env"],
+                url=row["target_url"],
+                method=row["target_method"],
+                query=row["request_query"],
+                headers=[tuple(pair) for pair in json.loads(row["request_headers"])],
+                body=bytes(row["body"]),
+                attempt_number=row["attempt_count"] + 1,
+                round_attempt_number=row["round_attempts"] + 1,
             )
-            .fetchone()
-        )
-        if row is None:
-            return None
-        return ClaimedDelivery(
-            event_id=row["event_id"],
-            registration_uuid=row["registration_uuid"],
-            webhook_tag=row["webhook_tag"],
-            env=row["env"],
-            url=row["target_url"],
-            method=row["target_method"],
-            query=row["request_query"],
-            headers=[tuple(pair) for pair in json.loads(row["request_headers"])],
-            body=bytes(row["body"]),
-            attempt_number=row["attempt_count"] + 1,
-            round_attempt_number=row["round_attempts"] + 1,
-        )
+            for row in rows
+        ]
 
     def next_due_at(self, exclude: Iterable[str] = ()) -> float | None:
         skip, params = _exclusion(exclude)
@@ -289,45 +307,49 @@ class EventStore:
         return row[0]
 
     def release(self, event_id: str, due_at: float) -> None:
-        """Gives a claimed delivery back, due at ``due_at``, when its attempt could not be recorded."""
+        """Gives a claimed delivery back, due at ``due_at``, without an attempt: its attempt could not
+        be recorded, or was not made."""
         self._connection().execute(
             "UPDATE middleware_events SET state = ?, next_attempt_at = ? WHERE event_id = ? AND state = ?",
             (PENDING, due_at, event_id, IN_FLIGHT),
         )
 
     def record_attempt(self, claimed: ClaimedDelivery, outcome: AttemptOutcome) -> None:
+        self.record_attempts([(claimed, outcome)])
+
+    def record_attempts(self, outcomes: list[tuple[ClaimedDelivery, AttemptOutcome]]) -> None:
+        """Writes attempts and what they lead to, all in one transaction (or none of them)."""
+        now = time.time()
+        attempts, updates = [], []
+        for claimed, outcome in outcomes:
+            dead_lettered = outcome.state == FAILED
+            attempts.append((claimed.event_id, claimed.attempt_number, outcome.at, outcome.status_code,
+                             outcome.latency_ms, outcome.error))
+            updates.append((
+                outcome.state,
+                claimed.attempt_number,
+                claimed.round_attempt_number,
+                outcome.next_attempt_at,
+                outcome.state,
+                outcome.at,
+                outcome.error,
+                (outcome.dead_letter_reason or outcome.error or "failed") if dead_lettered else None,
+                now if dead_lettered else None,
+                claimed.event_id,
+            ))
         conn = self._connection()
-        dead_lettered = outcome.state == FAILED
         with immediate_transaction(conn):
-            conn.execute(
+            conn.executemany(
                 "INSERT INTO middleware_attempts (event_id, n, at, status_code, latency_ms, error) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    claimed.event_id,
-                    claimed.attempt_number,
-                    outcome.at,
-                    outcome.status_code,
-                    outcome.latency_ms,
-                    outcome.error,
-                ),
+                attempts,
             )
-            conn.execute(
+            conn.executemany(
                 "UPDATE middleware_events SET state = ?, attempt_count = ?, round_attempts = ?, "
                 "next_attempt_at = ?, "
                 "delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END, "
                 "last_error = ?, dead_letter_reason = ?, dead_lettered_at = ? WHERE event_id = ?",
-                (
-                    outcome.state,
-                    claimed.attempt_number,
-                    claimed.round_attempt_number,
-                    outcome.next_attempt_at,
-                    outcome.state,
-                    outcome.at,
-                    outcome.error,
-                    (outcome.dead_letter_reason or outcome.error or "failed") if dead_lettered else None,
-                    time.time() if dead_lettered else None,
-                    claimed.event_id,
-                ),
+                updates,
             )
 
     # --- reading and replay ----------------------------------------------------------------
@@ -424,11 +446,22 @@ class EventStore:
 
 
 def _exclusion(destinations: Iterable[str]) -> tuple[str, tuple[str, ...]]:
-    """The SQL condition (and its parameters) that skips deliveries to these destinations."""
+    """The SQL condition (and its parameters) that skips deliveries to these destinations.
+
+    ``destinations`` may also hold receiver urls, as ``url:<url>``: those rows are skipped by a plain
+    comparison before the destination of any other row is computed (the usual case, one url per
+    destination, then costs no call into Python per row)."""
     skipped = tuple(destinations)
     if not skipped:
         return "", ()
-    return f" AND ductape_destination(target_url) NOT IN ({', '.join('?' for _ in skipped)})", skipped
+    urls = tuple(item[4:] for item in skipped if item.startswith("url:"))
+    keys = tuple(item for item in skipped if not item.startswith("url:"))
+    condition = ""
+    if urls:
+        condition += f" AND target_url NOT IN ({', '.join('?' for _ in urls)})"
+    if keys:
+        condition += f" AND ductape_destination(target_url) NOT IN ({', '.join('?' for _ in keys)})"
+    return condition, urls + keys
 
 
 def _destination_of(url: str) -> str:

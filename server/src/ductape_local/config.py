@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ductape_local.delivery import DEFAULT_DELIVERY_TIMEOUT, DEFAULT_RETRY_SCHEDULE
+from ductape_local.delivery import DEFAULT_DELIVERY_TIMEOUT, DEFAULT_RETRY_SCHEDULE, DEFAULT_WORKERS
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4311
@@ -21,6 +21,8 @@ class ServerConfig:
     max_body: int = 1024 * 1024
     retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
     delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT
+    # delivery worker threads; one receiver (scheme, host, port) holds at most a quarter of them
+    delivery_workers: int = DEFAULT_WORKERS
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     block_private_destinations: bool = False

@@ -505,6 +505,7 @@ class DeliveryWorker:
             store,
             retry_schedule=config.retry_schedule,
             timeout=config.delivery_timeout,
+            workers=getattr(config, "delivery_workers", DEFAULT_WORKERS),
             destination_config=config,
             **options,
         )

@@ -61,6 +61,8 @@ IDLE_RECHECK_S = 1.0
 DRAIN_BYTES = 65536
 # Kept-alive connections per worker thread (least recently used ones are closed beyond that).
 MAX_IDLE_CONNECTIONS = 32
+# How often attempts past their deadline are looked for.
+DEADLINE_TICK_S = 0.1
 # Most deliveries to one receiver url a thread claims at once (one statement), sent one after the other.
 CLAIM_BATCH = 16
 # Most attempts written in one transaction by the recorder thread.
@@ -294,7 +296,7 @@ class _Watch:
 
     __slots__ = ("deadline", "connection", "expired", "done")
 
-    def __init__(self, deadline: float, connection: http.client.HTTPConnection):
+    def __init__(self, deadline: float, connection: "_Connection"):
         self.deadline = deadline
         self.connection = connection
         self.expired = False
@@ -305,58 +307,78 @@ class Deadlines:
     """One thread that ends attempts running past their deadline, by shutting their socket down.
 
     Socket timeouts bound each read, not an answer that trickles in one byte at a time; this bounds
-    the whole attempt. A blocked read then returns at once and the attempt reports the timeout.
+    the whole attempt. A blocked read then returns at once and the attempt reports the timeout. The
+    thread looks every DEADLINE_TICK_S (so an attempt may run that much past its deadline) and is
+    never woken by a new attempt, which would cost every delivery a thread switch.
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._heap: list[tuple[float, int, _Watch]] = []
         self._counter = itertools.count()
         self._thread: threading.Thread | None = None
-        self._stopping = False
+        self._stop = threading.Event()
 
-    def watch(self, deadline: float, connection: http.client.HTTPConnection) -> _Watch:
+    def watch(self, deadline: float, connection: "_Connection") -> _Watch:
         watch = _Watch(deadline, connection)
-        with self._cond:
+        with self._lock:
             if self._thread is None:
-                self._stopping = False
+                self._stop.clear()
                 self._thread = threading.Thread(target=self._run, name="ductape-delivery-deadlines", daemon=True)
                 self._thread.start()
             heapq.heappush(self._heap, (deadline, next(self._counter), watch))
-            if self._heap[0][2] is watch:
-                self._cond.notify()
         return watch
 
     def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
+        with self._lock:
             thread, self._thread = self._thread, None
-            self._cond.notify()
+        self._stop.set()
         if thread is not None:
             thread.join(2.0)
 
     def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopping and (not self._heap or self._heap[0][0] > time.monotonic()):
-                    if not self._heap:
-                        self._cond.wait()
-                    elif self._heap[0][2].done:
-                        heapq.heappop(self._heap)
-                    else:
-                        self._cond.wait(max(0.0, self._heap[0][0] - time.monotonic()))
-                if self._stopping:
-                    return
-                _, _, watch = heapq.heappop(self._heap)
-                if watch.done:
-                    continue
-                watch.expired = True
-                sock = watch.connection.sock
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        while not self._stop.wait(DEADLINE_TICK_S):
+            now = time.monotonic()
+            expired = []
+            with self._lock:
+                while self._heap and (self._heap[0][2].done or self._heap[0][0] <= now):
+                    _, _, watch = heapq.heappop(self._heap)
+                    if not watch.done:
+                        watch.expired = True
+                        expired.append(watch.connection.sock)
+            for sock in expired:
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+
+class _Connection:
+    """One kept-alive connection to a destination; requests are written whole, in one send."""
+
+    __slots__ = ("scheme", "host", "port", "sock", "last_used", "_tls")
+
+    def __init__(self, scheme: str, host: str, port: int, tls: ssl.SSLContext):
+        self.scheme, self.host, self.port, self._tls = scheme, host, port, tls
+        self.sock: socket.socket | None = None
+        self.last_used = 0.0
+
+    def open(self, timeout: float) -> None:
+        sock = socket.create_connection((self.host, self.port), timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.scheme == "https":
+                sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
 
 
 class _Connections:
@@ -364,27 +386,25 @@ class _Connections:
 
     def __init__(self, tls: ssl.SSLContext):
         self._tls = tls
-        self._idle: OrderedDict[str, http.client.HTTPConnection] = OrderedDict()
+        self._idle: OrderedDict[str, _Connection] = OrderedDict()
         self.opened = 0
 
-    def take(self, key: str, scheme: str, host: str, port: int, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
-        """A connection to the destination and whether it was used before."""
+    def take(self, key: str, scheme: str, host: str, port: int) -> tuple[_Connection, bool]:
+        """A connection to the destination and whether it was used before (it is opened on first use)."""
         conn = self._idle.pop(key, None)
-        if conn is not None and conn.sock is not None and _usable(conn.sock):
-            conn.sock.settimeout(timeout)
-            conn.timeout = timeout
-            return conn, True
-        if conn is not None:
+        if conn is not None and conn.sock is not None:
+            # a connection used within the last second is taken as alive; an older one is checked
+            if time.monotonic() - conn.last_used < 1.0 or _usable(conn.sock):
+                return conn, True
             conn.close()
-        return self.new(scheme, host, port, timeout), False
+        return self.new(scheme, host, port), False
 
-    def new(self, scheme: str, host: str, port: int, timeout: float) -> http.client.HTTPConnection:
+    def new(self, scheme: str, host: str, port: int) -> _Connection:
         self.opened += 1
-        if scheme == "https":
-            return http.client.HTTPSConnection(host, port, timeout=timeout, context=self._tls)
-        return http.client.HTTPConnection(host, port, timeout=timeout)
+        return _Connection(scheme, host, port, self._tls)
 
-    def keep(self, key: str, conn: http.client.HTTPConnection) -> None:
+    def keep(self, key: str, conn: _Connection) -> None:
+        conn.last_used = time.monotonic()
         self._idle[key] = conn
         while len(self._idle) > MAX_IDLE_CONNECTIONS:
             _, oldest = self._idle.popitem(last=False)
@@ -720,29 +740,31 @@ class DeliveryWorker:
         body = claimed.body
         if body or claimed.method not in ("GET", "HEAD"):
             headers["Content-Length"] = str(len(body))
+        request = _request_bytes(claimed.method, target, _host_header(scheme, host, port), headers, body)
         key = destination_key(url)
-        remaining = max(0.001, deadline - time.monotonic())
-        conn, reused = connections.take(key, scheme, host, port, remaining)
+        conn, reused = connections.take(key, scheme, host, port)
         watch = self._deadlines.watch(deadline, conn)
         try:
             try:
-                response = _exchange(conn, claimed.method, target, headers, body)
+                response = _exchange(conn, claimed.method, request, deadline)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 if not reused or watch.expired:
                     raise
                 # the receiver closed the kept-alive connection meanwhile: once more on a new one
                 conn.close()
                 watch.done = True
-                conn = connections.new(scheme, host, port, max(0.001, deadline - time.monotonic()))
+                conn = connections.new(scheme, host, port)
                 watch = self._deadlines.watch(deadline, conn)
-                response = _exchange(conn, claimed.method, target, headers, body)
+                response = _exchange(conn, claimed.method, request, deadline)
             status = response.status
             retry_after = parse_retry_after(response.getheader("Retry-After"), time.time())
             try:
                 response.read(DRAIN_BYTES)
             except (OSError, http.client.HTTPException):  # the status already decides the outcome
                 pass
-            if response.isclosed() and not response.will_close and not watch.expired:
+            finished = response.isclosed()
+            response.close()
+            if finished and not response.will_close and not watch.expired:
                 connections.keep(key, conn)
             else:
                 conn.close()
@@ -803,13 +825,46 @@ def _basic_credentials(url: str) -> str | None:
     return "Basic " + base64.b64encode(pair.encode("latin-1", "replace")).decode("ascii")
 
 
-def _exchange(conn: http.client.HTTPConnection, method: str, target: str, headers: dict[str, str],
-              body: bytes) -> http.client.HTTPResponse:
-    conn.putrequest(method, target, skip_accept_encoding=True)
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(r"[\r\n\x00]")
+
+
+def _host_header(scheme: str, host: str, port: int) -> str:
+    name = f"[{host}]" if ":" in host else (host if host.isascii() else host.encode("idna").decode("ascii"))
+    default = 443 if scheme == "https" else 80
+    return name if port == default else f"{name}:{port}"
+
+
+def _request_bytes(method: str, target: str, host: str, headers: dict[str, str], body: bytes) -> bytes:
+    """The whole request, head and body; ValueError for a method, header name or value that HTTP
+    cannot carry (so that nothing a provider sent can inject a header)."""
+    if not _TOKEN.fullmatch(method):
+        raise ValueError(f"method {method!r} is not an HTTP token")
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
     for name, value in headers.items():
-        conn.putheader(name, value)
-    conn.endheaders(body or None)
-    return conn.getresponse()
+        if not _TOKEN.fullmatch(name):
+            raise ValueError(f"header name {name!r} is not an HTTP token")
+        if _BAD_VALUE.search(value):
+            raise ValueError(f"header {name} holds a line break or NUL")
+        lines.append(f"{name}: {value}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _exchange(conn: _Connection, method: str, request: bytes, deadline: float) -> http.client.HTTPResponse:
+    """Sends the request in one write and reads the answer's status line and headers."""
+    remaining = max(0.001, deadline - time.monotonic())
+    if conn.sock is None:
+        conn.open(remaining)
+    else:
+        conn.sock.settimeout(remaining)
+    conn.sock.sendall(request)
+    response = http.client.HTTPResponse(conn.sock, method=method)
+    try:
+        response.begin()
+    except BaseException:
+        response.close()
+        raise
+    return response
 
 
 def _elapsed_ms(started: float) -> float:

@@ -9,7 +9,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
 from pydantic_core import PydanticCustomError
 
-from ductape_local.auth_digest import mask_auth
+from ductape_local.auth_digest import mask_auth, mask_url
 from ductape_local.catalog import ENV_SLUG, HTTP_METHODS, Catalog, Connection, Product, WebhookDefinition, is_http_url
 from ductape_local.config import ServerConfig
 from ductape_local.cursor import BadCursor, decode_cursor, encode_cursor
@@ -185,12 +185,13 @@ def registration_view(registration: Registration, registrar: Registrar) -> dict[
         "uuid": registration.uuid,
         "productEnv": registration.product_env,
         "appEnv": registration.app_env,
-        "url": registration.url,
+        "url": mask_url(registration.url),
         "method": registration.method,
         "link": registrar.link(registration.uuid),
         "active": registration.active,
         "auth": mask_auth(registration.auth),
         "auth_digest": registration.auth_digest,
+        "url_digest": registration.url_digest,
         "provider_registration": None if provider is None else {
             "status": provider.status, "http_status": provider.http_status, "at": provider.at, "error": provider.error,
         },

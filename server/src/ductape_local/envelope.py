@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ductape_local.auth_digest import mask_url
+
 log = logging.getLogger("ductape_local")
 
 # Only these fields' values may be quoted back in an error; anything else (auth values, unknown
@@ -74,7 +76,7 @@ def describe_validation_error(error: dict[str, Any]) -> str:
         and error.get("type") not in ("missing", "extra_forbidden")
         and isinstance(value, (str, int, float, bool))
     ):
-        text += f" (got {quoted(value)})"
+        text += f" (got {quoted(mask_url(value) if last == 'url' and isinstance(value, str) else value)})"
     return text
 
 

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ductape_local.auth_digest import auth_digest, canonical_auth, new_salt, stored_auth, url_digest
 
@@ -159,10 +159,20 @@ class Registration:
 
 
 @dataclass(frozen=True)
+class UpsertRequest:
+    key: RegistrationKey
+    app_env: str
+    url: str
+    method: str
+    auth: dict[str, Any] | None  # None: keep the stored auth
+
+
+@dataclass(frozen=True)
 class UpsertOutcome:
     registration: Registration
     created: bool
     changed: bool
+    provider_due: bool = False
 
 
 class Store:
@@ -234,38 +244,57 @@ class Store:
 
     # Registrations.
 
-    def upsert_registration(
-        self, key: RegistrationKey, app_env: str, url: str, method: str, auth: dict[str, Any] | None
-    ) -> UpsertOutcome:
-        """Create or update the live registration for `key`; auth None keeps the stored auth."""
+    def upsert_registrations(
+        self, wanted: list[UpsertRequest], provider_due: Callable[[UpsertOutcome], bool] = lambda _: False,
+    ) -> list[UpsertOutcome]:
+        """Create or update the live registration of each request, all in one transaction: a request
+        writes all of its envs or none. Where `provider_due(outcome)` says the provider must be called,
+        the same transaction records provider_registration "pending" (the call happens after the commit,
+        outside any write lock)."""
         now = utc_now()
+        outcomes = []
         with self.write() as conn:
-            row = self._live_row(conn, key)
-            if row is None:
-                new_auth, salt = stored_auth(auth), new_salt()
-                conn.execute(
-                    "INSERT INTO registrations (uuid, product, access_tag, webhook_tag, product_env, app_env, url,"
-                    " method, auth, auth_digest, digest_salt, url_digest, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (str(uuid_module.uuid4()), key.product, key.access_tag, key.webhook_tag, key.product_env,
-                     app_env, url, method, json.dumps(new_auth), auth_digest(new_auth, salt), salt,
-                     url_digest(url, salt), now, now),
-                )
-                return UpsertOutcome(Registration.from_row(self._live_row(conn, key)), created=True, changed=True)
-            old_auth = json.loads(row["auth"])
-            new_auth = old_auth if auth is None else stored_auth(auth)
-            secrets_changed = row["url"] != url or canonical_auth(old_auth) != canonical_auth(new_auth)
-            if not secrets_changed and (row["method"], row["app_env"]) == (method, app_env):
-                return UpsertOutcome(Registration.from_row(row), created=False, changed=False)
-            # A new salt whenever the auth or the url changes: no digest of the old version serves the new one.
-            salt = new_salt() if secrets_changed else row["digest_salt"]
+            for item in wanted:
+                outcome = self._upsert(conn, item, now)
+                if provider_due(outcome):
+                    conn.execute(
+                        "UPDATE registrations SET provider_status = 'pending', provider_http_status = NULL,"
+                        " provider_at = ?, provider_error = NULL WHERE uuid = ?", (now, outcome.registration.uuid))
+                    row = conn.execute("SELECT * FROM registrations WHERE uuid = ?",
+                                       (outcome.registration.uuid,)).fetchone()
+                    outcome = UpsertOutcome(Registration.from_row(row), outcome.created, outcome.changed, True)
+                outcomes.append(outcome)
+        return outcomes
+
+    def _upsert(self, conn: sqlite3.Connection, item: UpsertRequest, now: str) -> UpsertOutcome:
+        """Create or update the live registration for `item.key`; auth None keeps the stored auth."""
+        key, app_env, url, method, auth = item.key, item.app_env, item.url, item.method, item.auth
+        row = self._live_row(conn, key)
+        if row is None:
+            new_auth, salt = stored_auth(auth), new_salt()
             conn.execute(
-                "UPDATE registrations SET app_env = ?, url = ?, method = ?, auth = ?, auth_digest = ?, digest_salt = ?,"
-                " url_digest = ?, updated_at = ? WHERE uuid = ?",
-                (app_env, url, method, json.dumps(new_auth), auth_digest(new_auth, salt), salt, url_digest(url, salt),
-                 now, row["uuid"]),
+                "INSERT INTO registrations (uuid, product, access_tag, webhook_tag, product_env, app_env, url,"
+                " method, auth, auth_digest, digest_salt, url_digest, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (str(uuid_module.uuid4()), key.product, key.access_tag, key.webhook_tag, key.product_env,
+                 app_env, url, method, json.dumps(new_auth), auth_digest(new_auth, salt), salt,
+                 url_digest(url, salt), now, now),
             )
-            return UpsertOutcome(Registration.from_row(self._live_row(conn, key)), created=False, changed=True)
+            return UpsertOutcome(Registration.from_row(self._live_row(conn, key)), created=True, changed=True)
+        old_auth = json.loads(row["auth"])
+        new_auth = old_auth if auth is None else stored_auth(auth)
+        secrets_changed = row["url"] != url or canonical_auth(old_auth) != canonical_auth(new_auth)
+        if not secrets_changed and (row["method"], row["app_env"]) == (method, app_env):
+            return UpsertOutcome(Registration.from_row(row), created=False, changed=False)
+        # A new salt whenever the auth or the url changes: no digest of the old version serves the new one.
+        salt = new_salt() if secrets_changed else row["digest_salt"]
+        conn.execute(
+            "UPDATE registrations SET app_env = ?, url = ?, method = ?, auth = ?, auth_digest = ?, digest_salt = ?,"
+            " url_digest = ?, updated_at = ? WHERE uuid = ?",
+            (app_env, url, method, json.dumps(new_auth), auth_digest(new_auth, salt), salt, url_digest(url, salt),
+             now, row["uuid"]),
+        )
+        return UpsertOutcome(Registration.from_row(self._live_row(conn, key)), created=False, changed=True)
 
     def record_provider_registration(self, uuid: str, result: ProviderRegistration) -> Registration | None:
         with self.write() as conn:

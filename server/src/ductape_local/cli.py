@@ -140,7 +140,7 @@ def serve(args: argparse.Namespace) -> int:
           f"definitions: {definitions}); links on {config_.public_url}" + ("; test mode" if config_.test_mode else ""),
           file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_config=LOG_CONFIG, timeout_graceful_shutdown=3,
-                http=guarded_protocol(config_.header_timeout), timeout_keep_alive=config_.keep_alive,
+                http=guarded_protocol(config_.header_timeout, config_.body_timeout), timeout_keep_alive=config_.keep_alive,
                 limit_concurrency=config_.max_connections, backlog=config_.backlog)
     return 0
 

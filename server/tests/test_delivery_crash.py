@@ -9,13 +9,14 @@ import requests
 from delivery_receiver import Answer, Receiver
 
 from conftest import Api, data_of
-from ductape_local.delivery import DEFAULT_WORKERS, destination_share
+from ductape_local.config import DEFAULT_DELIVERY_WORKERS
+from ductape_local.delivery import destination_share
 from ductape_local.testing import LocalServer
 
 EVENTS = 20
 # one receiver gets its share of the worker threads: that many deliveries are in flight when the
 # server is killed, the rest wait
-IN_FLIGHT = destination_share(DEFAULT_WORKERS)
+IN_FLIGHT = destination_share(DEFAULT_DELIVERY_WORKERS)
 
 
 def test_sigkill_with_undelivered_events_then_restart_delivers_every_event():

@@ -45,14 +45,12 @@ from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
 from .auth_digest import mask_url
+from .config import DEFAULT_DELIVERY_TIMEOUT, DEFAULT_DELIVERY_WORKERS, DEFAULT_RETRY_SCHEDULE
 from .destinations import destination_refusal
 from .events import DELIVERED, FAILED, PENDING, AttemptOutcome, ClaimedDelivery, EventStore
 
 log = logging.getLogger("ductape_local.delivery")
 
-DEFAULT_RETRY_SCHEDULE = (1.0, 5.0, 30.0, 120.0, 600.0)
-DEFAULT_DELIVERY_TIMEOUT = 10.0
-DEFAULT_WORKERS = 16
 # A receiver asking for more than a day is treated as asking for a day.
 MAX_RETRY_AFTER = 86400.0
 # Idle threads look at the store at least this often, in case a wake-up was missed.
@@ -488,7 +486,7 @@ class DeliveryWorker:
         *,
         retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE,
         timeout: float = DEFAULT_DELIVERY_TIMEOUT,
-        workers: int = DEFAULT_WORKERS,
+        workers: int = DEFAULT_DELIVERY_WORKERS,
         on_delivered: Callable[[str], None] | None = None,
         destination_config: Any = None,
     ):
@@ -525,7 +523,7 @@ class DeliveryWorker:
             store,
             retry_schedule=config.retry_schedule,
             timeout=config.delivery_timeout,
-            workers=getattr(config, "delivery_workers", DEFAULT_WORKERS),
+            workers=config.delivery_workers,
             destination_config=config,
             **options,
         )

@@ -14,6 +14,7 @@ __metaclass__ = type  # pylint: disable=invalid-name
 
 import email.utils
 import hashlib
+import hmac
 import json
 import random
 import time
@@ -80,6 +81,22 @@ def auth_digest(auth):
     """The contract's digest of an auth: sha256 of the sorted, compact JSON of the four parts."""
     canonical = json.dumps(normalize_auth(auth), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def digest_matches(digest, auth=None, url=None):
+    """Whether a registration's digest was made of this auth (or this url): the salted
+    "hmac-sha256:<salt>:<hex>" form is recomputed with its salt, the older "sha256:<hex>" form (auth only)
+    compared as it is."""
+    parts = (digest or "").split(":")
+    if len(parts) == 3 and parts[0] == "hmac-sha256":
+        if url is not None:
+            message = url.encode("utf-8")
+        else:
+            message = json.dumps(normalize_auth(auth), sort_keys=True, separators=(",", ":"),
+                                 ensure_ascii=False).encode("utf-8")
+        expected = hmac.new(parts[1].encode("ascii"), message, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, parts[2])
+    return url is None and digest == auth_digest(auth)
 
 
 def mask_auth(auth):

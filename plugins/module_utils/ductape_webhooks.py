@@ -16,7 +16,7 @@ import re
 
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import (
     MASK,
-    auth_digest,
+    digest_matches,
     mask_auth,
 )
 
@@ -126,14 +126,21 @@ def decide(current, desired, state):
         return DELETED if current else ABSENT
     if current is None:
         return CREATED
-    if (current.get("url") != desired["url"] or current.get("method") != desired["method"]
-            or current.get("auth_digest") != auth_digest(desired["auth"])):
+    if (not url_unchanged(current, desired["url"]) or current.get("method") != desired["method"]
+            or not digest_matches(current.get("auth_digest"), desired["auth"])):
         return UPDATED
     if provider_left_undone(current):
         # The provider does not hold the link yet (refused, or the server stopped mid-call): sending
         # the same registration again makes the server retry the provider.
         return UPDATED
     return UNCHANGED
+
+
+def url_unchanged(current, url):
+    """The server answers url with its credentials masked; its url_digest tells a changed password."""
+    if current.get("url_digest"):
+        return digest_matches(current["url_digest"], url=url)
+    return current.get("url") == url
 
 
 def provider_left_undone(registration):
@@ -176,7 +183,7 @@ def registration_diff(plan):
         if current is not None:
             before[slug] = diff_view(current)
         if desired is not None:
-            auth_changed = current is not None and current.get("auth_digest") != auth_digest(desired["auth"])
+            auth_changed = current is not None and not digest_matches(current.get("auth_digest"), desired["auth"])
             after[slug] = diff_view(desired, auth_changed)
     return dict(before=before, after=after)
 

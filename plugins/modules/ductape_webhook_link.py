@@ -142,6 +142,7 @@ from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_webhooks 
     find_webhook,
     quoted,
     registrations_by_env,
+    url_unchanged,
 )
 
 
@@ -183,7 +184,7 @@ def run(params, check_mode, want_diff, warn):
         current = registrations_by_env(webhook).get(env)
         if current is None:
             action = CREATED
-        elif current.get("url") != url or current.get("method") != method:
+        elif not url_unchanged(current, url) or current.get("method") != method:
             action = UPDATED
         else:
             action = UNCHANGED

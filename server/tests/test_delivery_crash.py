@@ -9,11 +9,14 @@ import requests
 from delivery_receiver import Answer, Receiver
 
 from conftest import Api, data_of
+from ductape_local.config import DEFAULT_DELIVERY_WORKERS
+from ductape_local.delivery import destination_share
 from ductape_local.testing import LocalServer
 
 EVENTS = 20
-# the server's worker threads: that many deliveries are in flight when it is killed, the rest wait
-WORKERS = 8
+# one receiver gets its share of the worker threads: that many deliveries are in flight when the
+# server is killed, the rest wait
+IN_FLIGHT = destination_share(DEFAULT_DELIVERY_WORKERS)
 
 
 def test_sigkill_with_undelivered_events_then_restart_delivers_every_event():
@@ -27,7 +30,7 @@ def test_sigkill_with_undelivered_events_then_restart_delivers_every_event():
             body = f'{{"n": {n}}}'.encode()
             response = requests.post(registration["link"], data=body, headers={"Content-Type": "application/json"})
             sent[data_of(response, 202)["event_id"]] = body
-        receiver.wait_for(WORKERS)
+        receiver.wait_for(IN_FLIGHT)
 
         server.kill()
         receiver.release()

@@ -3,6 +3,7 @@ replay; and the access key rules that every control-plane route has."""
 
 from __future__ import annotations
 
+import base64
 import time
 
 import pytest
@@ -10,6 +11,7 @@ import requests
 from delivery_receiver import Answer, Receiver
 
 from conftest import PRODUCT, Api, data_of, error_of, example_seed
+from ductape_local.cursor import encode_cursor
 from ductape_local.testing import LocalServer
 
 OTHER_KEY = "dtl_other_product_key"
@@ -136,6 +138,13 @@ def test_the_access_key_is_required(api, events):
 def test_bad_queries_name_the_field_and_value(api, events):
     assert error_of(listing(api, status="lost"), 422) == 'status: must be one of pending, delivered, failed (got "lost")'
     assert error_of(listing(api, cursor="garbage"), 422).startswith('cursor: not a cursor of this listing (got "garbage")')
+    for cursor in (
+        base64.urlsafe_b64encode(b"seq:99999999999999999999").decode().rstrip("="),  # the old codec's form
+        encode_cursor("deliveries", -1),
+        encode_cursor("webhooks", ["stripe", "x"]),  # another listing's cursor
+        base64.urlsafe_b64encode(b"[" * 5000 + b"]" * 5000).decode(),
+    ):
+        assert error_of(listing(api, cursor=cursor), 422).startswith("cursor: not a cursor of this listing")
     assert error_of(listing(api, limit=0), 422).startswith("limit:")
     assert error_of(listing(api, limit=251), 422).startswith("limit:")
     assert error_of(listing(api, product="nope"), 404) == 'product: unknown product "nope"'
@@ -148,8 +157,9 @@ def test_one_delivery_has_its_attempts(api, events):
     record = data_of(api.call("GET", f"/webhooks/v1/deliveries/{event_id}"))
     assert set(record) == {
         "event_id", "registration_uuid", "product", "access_tag", "webhook_tag", "env", "method", "status",
-        "attempt_count", "received_at", "delivered_at", "next_attempt_at", "last_error", "attempts",
+        "attempt_count", "received_at", "delivered_at", "next_attempt_at", "last_error", "dead_letter", "attempts",
     }
+    assert record["dead_letter"] is None
     assert record["status"] == "delivered" and record["received_at"] <= record["delivered_at"]
     assert [set(a) for a in record["attempts"]] == [{"n", "at", "status_code", "latency_ms", "error"}]
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from ductape_local import __version__, control_plane, ingress, test_mode
+from ductape_local import __version__, control_plane, deliveries, ingress, test_mode
 from ductape_local.catalog import Catalog, SeedError, load_seed_file, parse_catalog
 from ductape_local.config import ServerConfig
 from ductape_local.envelope import install_error_handlers
+from ductape_local.limits import Guard
 from ductape_local.registrations import Registrar
 from ductape_local.store import Store
 
@@ -35,6 +36,10 @@ def create_app(config: ServerConfig) -> FastAPI:
     install_error_handlers(app)
     app.include_router(control_plane.router)
     app.include_router(ingress.router)
+    app.include_router(deliveries.router)
     if config.test_mode:
         test_mode.install(app)
+    # Added last, so outermost: it answers every failure of the routes and middleware inside it.
+    app.add_middleware(Guard, fastapi_app=app, max_request_body=config.max_request_body,
+                       body_timeout=config.body_timeout, test_mode=config.test_mode)
     return app

@@ -5,27 +5,27 @@ Every thread gets its own connection (sqlite3 connections must not cross threads
 ingress route commit while the delivery worker reads and writes.
 
 Internal states: ``pending`` (due at ``next_attempt_at``), ``in_flight`` (claimed by a worker thread),
-``delivered`` and ``failed``. On the wire ``in_flight`` reads as ``pending``: from the outside a delivery
-that is being attempted is still waiting for its outcome.
+``delivered`` and ``failed``. A ``failed`` delivery is a dead letter: its retries ran out or its last
+outcome was not worth retrying; ``dead_letter_reason`` says which, and replay makes it ``pending`` again.
+How a delivery reads on the wire is deliveries.py's business (``in_flight`` reads as ``pending`` there).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import sqlite3
 import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
+
+from .store import immediate_transaction
 
 PENDING = "pending"
 IN_FLIGHT = "in_flight"
 DELIVERED = "delivered"
 FAILED = "failed"
-WIRE_STATUSES = (PENDING, DELIVERED, FAILED)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS middleware_events (
@@ -49,7 +49,9 @@ CREATE TABLE IF NOT EXISTS middleware_events (
     round_attempts    INTEGER NOT NULL DEFAULT 0,
     next_attempt_at   REAL,
     delivered_at      REAL,
-    last_error        TEXT
+    last_error        TEXT,
+    dead_letter_reason TEXT,
+    dead_lettered_at  REAL
 );
 CREATE INDEX IF NOT EXISTS middleware_events_due ON middleware_events (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS middleware_events_product ON middleware_events (product, seq);
@@ -64,38 +66,17 @@ CREATE TABLE IF NOT EXISTS middleware_attempts (
 ) WITHOUT ROWID;
 """
 
+# Columns added after the first release, added to older databases on open.
+_ADDED_COLUMNS = (("dead_letter_reason", "TEXT"), ("dead_lettered_at", "REAL"))
+
 _CLAIM_COLUMNS = (
     "event_id, registration_uuid, webhook_tag, env, target_url, target_method, request_query, "
     "request_headers, body, attempt_count, round_attempts"
 )
 
 
-def iso_utc(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    moment = datetime.fromtimestamp(epoch, tz=timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def new_event_id() -> str:
     return "evt_" + uuid.uuid4().hex
-
-
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    """The seq a cursor stands for; ValueError when the text is not a cursor this store made."""
-    padded = cursor + "=" * (-len(cursor) % 4)
-    try:
-        text = base64.urlsafe_b64decode(padded.encode()).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(cursor) from exc
-    prefix, _, number = text.partition(":")
-    if prefix != "seq" or not number.isdigit():
-        raise ValueError(cursor)
-    return int(number)
 
 
 @dataclass(frozen=True)
@@ -146,6 +127,8 @@ class AttemptOutcome:
     # what the attempt leads to: DELIVERED, FAILED, or PENDING again at next_attempt_at
     state: str
     next_attempt_at: float | None
+    # set when the state is FAILED: why the delivery is a dead letter
+    dead_letter_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +155,10 @@ class EventStore:
         self._local = threading.local()
         with self._connection() as conn:
             conn.executescript(_SCHEMA)
+            present = {row["name"] for row in conn.execute("PRAGMA table_info(middleware_events)")}
+            for column, kind in _ADDED_COLUMNS:
+                if column not in present:
+                    conn.execute(f"ALTER TABLE middleware_events ADD COLUMN {column} {kind}")
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -185,6 +172,8 @@ class EventStore:
                 check_same_thread=False,
             )
             conn.row_factory = sqlite3.Row
+            # the delivery worker's claims skip destinations at their share of the workers
+            conn.create_function("ductape_destination", 1, _destination_of, deterministic=True)
             conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: a committed event survives the process being killed; only an
             # operating-system crash could lose the last commits.
@@ -255,83 +244,116 @@ class EventStore:
         )
         return cur.rowcount
 
-    def claim_due(self, now: float | None = None) -> ClaimedDelivery | None:
-        moment = time.time() if now is None else now
-        row = (
-            self._connection()
-            .execute(
-                f"UPDATE middleware_events SET state = ? WHERE seq = ("
-                f"  SELECT seq FROM middleware_events WHERE state = ? AND next_attempt_at <= ?"
-                f"  ORDER BY next_attempt_at LIMIT 1"
-                f") RETURNING {_CLAIM_COLUMNS}",
-                (IN_FLIGHT, PENDING, moment),
-            )
-            .fetchone()
-        )
-        if row is None:
-            return None
-        return ClaimedDelivery(
-            event_id=row["event_id"],
-            registration_uuid=row["registration_uuid"],
-            webhook_tag=row["webhook_tag"],
-            env=row["env"],
-            url=row["target_url"],
-            method=row["target_method"],
-            query=row["request_query"],
-            headers=[tuple(pair) for pair in json.loads(row["request_headers"])],
-            body=bytes(row["body"]),
-            attempt_number=row["attempt_count"] + 1,
-            round_attempt_number=row["round_attempts"] + 1,
-        )
+    def claim_due(self, now: float | None = None, exclude: Iterable[str] = ()) -> ClaimedDelivery | None:
+        """Takes the delivery due first, except those to a destination in ``exclude``
+        (delivery.destination_key of the receiver url): it is in flight until its attempt is recorded."""
+        claimed = self.claim_due_batch(now, exclude, limit=1)
+        return claimed[0] if claimed else None
 
-    def next_due_at(self) -> float | None:
+    def claim_due_batch(
+        self, now: float | None = None, exclude: Iterable[str] = (), limit: int | Callable[[str], int] = 1
+    ) -> list[ClaimedDelivery]:
+        """Takes the delivery due first (skipping destinations in ``exclude``) and more due deliveries
+        to the same receiver url, up to ``limit`` (a number, or a function of that url), in one
+        transaction; in due order."""
+        moment = time.time() if now is None else now
+        skip, params = _exclusion(exclude)
+        conn = self._connection()
+        with immediate_transaction(conn):
+            first = conn.execute(
+                f"SELECT target_url FROM middleware_events WHERE state = ? AND next_attempt_at <= ?{skip} "
+                f"ORDER BY next_attempt_at LIMIT 1",
+                (PENDING, moment, *params),
+            ).fetchone()
+            if first is None:
+                return []
+            url = first["target_url"]
+            count = limit(url) if callable(limit) else limit
+            rows = conn.execute(
+                f"UPDATE middleware_events SET state = ? WHERE seq IN ("
+                f"  SELECT seq FROM middleware_events WHERE state = ? AND next_attempt_at <= ? AND target_url = ?"
+                f"  ORDER BY next_attempt_at LIMIT ?"
+                f") RETURNING {_CLAIM_COLUMNS}, next_attempt_at",
+                (IN_FLIGHT, PENDING, moment, url, max(1, count)),
+            ).fetchall()
+        rows.sort(key=lambda row: row["next_attempt_at"])
+        return [
+            ClaimedDelivery(
+                event_id=row["event_id"],
+                registration_uuid=row["registration_uuid"],
+                webhook_tag=row["webhook_tag"],
+                env=row["env"],
+                url=row["target_url"],
+                method=row["target_method"],
+                query=row["request_query"],
+                headers=[tuple(pair) for pair in json.loads(row["request_headers"])],
+                body=bytes(row["body"]),
+                attempt_number=row["attempt_count"] + 1,
+                round_attempt_number=row["round_attempts"] + 1,
+            )
+            for row in rows
+        ]
+
+    def next_due_at(self, exclude: Iterable[str] = ()) -> float | None:
+        skip, params = _exclusion(exclude)
         row = (
             self._connection()
             .execute(
-                "SELECT MIN(next_attempt_at) FROM middleware_events WHERE state = ?", (PENDING,)
+                f"SELECT MIN(next_attempt_at) FROM middleware_events WHERE state = ?{skip}",
+                (PENDING, *params),
             )
             .fetchone()
         )
         return row[0]
 
+    def release(self, event_id: str, due_at: float) -> None:
+        """Gives a claimed delivery back, due at ``due_at``, without an attempt: its attempt could not
+        be recorded, or was not made."""
+        self._connection().execute(
+            "UPDATE middleware_events SET state = ?, next_attempt_at = ? WHERE event_id = ? AND state = ?",
+            (PENDING, due_at, event_id, IN_FLIGHT),
+        )
+
     def record_attempt(self, claimed: ClaimedDelivery, outcome: AttemptOutcome) -> None:
+        self.record_attempts([(claimed, outcome)])
+
+    def record_attempts(self, outcomes: list[tuple[ClaimedDelivery, AttemptOutcome]]) -> None:
+        """Writes attempts and what they lead to, all in one transaction (or none of them)."""
+        now = time.time()
+        attempts, updates = [], []
+        for claimed, outcome in outcomes:
+            dead_lettered = outcome.state == FAILED
+            attempts.append((claimed.event_id, claimed.attempt_number, outcome.at, outcome.status_code,
+                             outcome.latency_ms, outcome.error))
+            updates.append((
+                outcome.state,
+                claimed.attempt_number,
+                claimed.round_attempt_number,
+                outcome.next_attempt_at,
+                outcome.state,
+                outcome.at,
+                outcome.error,
+                (outcome.dead_letter_reason or outcome.error or "failed") if dead_lettered else None,
+                now if dead_lettered else None,
+                claimed.event_id,
+            ))
         conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(
+        with immediate_transaction(conn):
+            conn.executemany(
                 "INSERT INTO middleware_attempts (event_id, n, at, status_code, latency_ms, error) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    claimed.event_id,
-                    claimed.attempt_number,
-                    outcome.at,
-                    outcome.status_code,
-                    outcome.latency_ms,
-                    outcome.error,
-                ),
+                attempts,
             )
-            conn.execute(
+            conn.executemany(
                 "UPDATE middleware_events SET state = ?, attempt_count = ?, round_attempts = ?, "
                 "next_attempt_at = ?, "
                 "delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END, "
-                "last_error = ? WHERE event_id = ?",
-                (
-                    outcome.state,
-                    claimed.attempt_number,
-                    claimed.round_attempt_number,
-                    outcome.next_attempt_at,
-                    outcome.state,
-                    outcome.at,
-                    outcome.error,
-                    claimed.event_id,
-                ),
+                "last_error = ?, dead_letter_reason = ?, dead_lettered_at = ? WHERE event_id = ?",
+                updates,
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     # --- reading and replay ----------------------------------------------------------------
+    # Records are plain dicts of the stored columns plus "attempts"; deliveries.py makes them wire answers.
 
     def get(self, event_id: str) -> dict[str, Any] | None:
         conn = self._connection()
@@ -345,7 +367,7 @@ class EventStore:
             "WHERE event_id = ? ORDER BY n",
             (event_id,),
         ).fetchall()
-        return _delivery(row, attempts)
+        return _record(row, attempts)
 
     def list(
         self, where: DeliveryFilter, limit: int, after_seq: int | None = None
@@ -380,8 +402,8 @@ class EventStore:
         ).fetchall()
         page, more = rows[:limit], len(rows) > limit
         attempts_by_event = self._attempts_of(conn, [row["event_id"] for row in page])
-        deliveries = [_delivery(row, attempts_by_event.get(row["event_id"], [])) for row in page]
-        return deliveries, (page[-1]["seq"] if more else None)
+        records = [_record(row, attempts_by_event.get(row["event_id"], [])) for row in page]
+        return records, (page[-1]["seq"] if more else None)
 
     @staticmethod
     def _attempts_of(conn: sqlite3.Connection, event_ids: list[str]) -> dict[str, list]:
@@ -398,18 +420,20 @@ class EventStore:
         return grouped
 
     def replay(self, event_id: str, target: Target | None = None) -> str:
-        """Makes a delivery due now with a fresh retry budget; the receiver may be updated to the
-        registration's current one. Returns the state found: a delivery in flight is left alone."""
+        """Makes a delivery due now with a fresh retry budget, out of the dead letters if it was one;
+        the receiver may be updated to the registration's current one. Returns the state found: a
+        delivery in flight is left alone. The event id, headers and body stay as received."""
         conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(conn):
             row = conn.execute(
                 "SELECT state FROM middleware_events WHERE event_id = ?", (event_id,)
             ).fetchone()
             if row is None or row["state"] == IN_FLIGHT:
-                conn.execute("ROLLBACK")
                 return row["state"] if row is not None else ""
-            assignments = "state = ?, next_attempt_at = ?, round_attempts = 0"
+            assignments = (
+                "state = ?, next_attempt_at = ?, round_attempts = 0, "
+                "dead_letter_reason = NULL, dead_lettered_at = NULL"
+            )
             params: list[Any] = [PENDING, time.time()]
             if target is not None:
                 assignments += ", target_url = ?, target_method = ?"
@@ -418,38 +442,35 @@ class EventStore:
                 f"UPDATE middleware_events SET {assignments} WHERE event_id = ?",
                 (*params, event_id),
             )
-            conn.execute("COMMIT")
             return row["state"]
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
 
 
-def _delivery(row: sqlite3.Row, attempts: Iterable[sqlite3.Row]) -> dict[str, Any]:
-    state = row["state"]
-    return {
-        "event_id": row["event_id"],
-        "registration_uuid": row["registration_uuid"],
-        "product": row["product"],
-        "access_tag": row["access_tag"],
-        "webhook_tag": row["webhook_tag"],
-        "env": row["env"],
-        "method": row["target_method"],
-        "status": PENDING if state == IN_FLIGHT else state,
-        "attempt_count": row["attempt_count"],
-        "received_at": iso_utc(row["received_at"]),
-        "delivered_at": iso_utc(row["delivered_at"]),
-        "next_attempt_at": iso_utc(row["next_attempt_at"]) if state in (PENDING, IN_FLIGHT) else None,
-        "last_error": row["last_error"],
-        "attempts": [
-            {
-                "n": attempt["n"],
-                "at": iso_utc(attempt["at"]),
-                "status_code": attempt["status_code"],
-                "latency_ms": round(attempt["latency_ms"], 3),
-                "error": attempt["error"],
-            }
-            for attempt in attempts
-        ],
-    }
+def _exclusion(destinations: Iterable[str]) -> tuple[str, tuple[str, ...]]:
+    """The SQL condition (and its parameters) that skips deliveries to these destinations.
+
+    ``destinations`` may also hold receiver urls, as ``url:<url>``: those rows are skipped by a plain
+    comparison before the destination of any other row is computed (the usual case, one url per
+    destination, then costs no call into Python per row)."""
+    skipped = tuple(destinations)
+    if not skipped:
+        return "", ()
+    urls = tuple(item[4:] for item in skipped if item.startswith("url:"))
+    keys = tuple(item for item in skipped if not item.startswith("url:"))
+    condition = ""
+    if urls:
+        condition += f" AND target_url NOT IN ({', '.join('?' for _ in urls)})"
+    if keys:
+        condition += f" AND ductape_destination(target_url) NOT IN ({', '.join('?' for _ in keys)})"
+    return condition, urls + keys
+
+
+def _destination_of(url: str) -> str:
+    from .delivery import destination_key
+
+    return destination_key(url)
+
+
+def _record(row: sqlite3.Row, attempts: Iterable[sqlite3.Row]) -> dict[str, Any]:
+    record = {key: row[key] for key in row.keys() if key not in ("body", "request_headers")}
+    record["attempts"] = [dict(attempt) for attempt in attempts]
+    return record

@@ -1,8 +1,7 @@
-"""The middleware's routes: a provider's event coming in through a wrapped link, and the delivery log.
+"""The middleware's accept path: a provider's event coming in through a wrapped link.
 
 `/webhooks/v1/process/{uuid}` answers 202 only after the event is committed; the delivery worker
-(delivery.py) takes it from there. The deliveries routes are read with the access key, like every
-control-plane route.
+(delivery.py) takes it from there. The delivery log's routes are in deliveries.py.
 """
 
 from __future__ import annotations
@@ -12,22 +11,18 @@ import logging
 import queue
 import threading
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, AsyncIterator
+from typing import Any, AsyncIterator
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from .control_plane import AccessDep
 from .config import ServerConfig
-from .delivery import DeliveryWorker
+from .delivery import DeliveryWorker, loop_refusal
 from .envelope import ApiError, quoted, success
-from .events import IN_FLIGHT, WIRE_STATUSES, DeliveryFilter, EventStore, ReceivedEvent, Target
-from .events import decode_cursor, encode_cursor
+from .events import EventStore, ReceivedEvent, Target
 from .store import Registration, Store
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 250
 INGRESS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 # Most events committed in one transaction; more wait for the next one.
@@ -136,12 +131,7 @@ class Middleware:
         self.registrations = registrations
         self.max_body = config.max_body
         self.events = EventStore(str(config.db_path))
-        self.worker = DeliveryWorker(
-            self.events,
-            retry_schedule=config.retry_schedule,
-            timeout=config.delivery_timeout,
-            on_delivered=registrations.mark_active,
-        )
+        self.worker = DeliveryWorker.for_config(self.events, config, on_delivered=registrations.mark_active)
         # uuid -> (registrations_version when read, Target): the accept path reads the registration
         # once per version instead of opening a connection per event.
         self._targets: dict[str, tuple[int, Target]] = {}
@@ -219,88 +209,19 @@ async def _read_body(request: Request, limit: int) -> bytes:
 @router.api_route("/webhooks/v1/process/{uuid}", methods=INGRESS_METHODS, status_code=202)
 async def process_event(uuid: str, request: Request) -> JSONResponse:
     middleware = _middleware(request)
+    headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw]
+    # (delivery's check) an event that came back through relays too often is a loop: refused, 508
+    looping = loop_refusal(headers)
+    if looping is not None:
+        raise ApiError(508, looping)
     body = await _read_body(request, middleware.max_body)
     received = ReceivedEvent(
         method=request.method,
         path=request.url.path,
         query=request.url.query,
-        headers=[(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw],
+        headers=headers,
         body=body,
     )
     # answered once the event is committed, together with those of concurrent requests
     event_id = await middleware.group_commit.accept(uuid, received)
     return JSONResponse(success({"event_id": event_id}), status_code=202)
-
-
-# --- the delivery log ------------------------------------------------------------------------
-
-
-def _status_filter(status: str | None) -> str | None:
-    if status is not None and status not in WIRE_STATUSES:
-        raise ApiError(422, f"status: must be one of {', '.join(WIRE_STATUSES)} (got {quoted(status)})")
-    return status
-
-
-def _cursor_position(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        return decode_cursor(cursor)
-    except ValueError:
-        raise ApiError(
-            422, f"cursor: not a cursor of this listing (got {quoted(cursor)}); pass meta.next_cursor as given"
-        ) from None
-
-
-def _readable_delivery(middleware: Middleware, grant: AccessDep, event_id: str) -> dict[str, Any]:
-    delivery = middleware.events.get(event_id)
-    if delivery is None:
-        raise ApiError(404, f"event_id: no delivery {quoted(event_id)}")
-    grant.product(delivery["product"])
-    return delivery
-
-
-@router.get("/webhooks/v1/deliveries", summary="Deliveries of provider events, newest first, with their attempts")
-def list_deliveries(
-    request: Request,
-    grant: AccessDep,
-    product: Annotated[str | None, Query(min_length=1)] = None,
-    access_tag: Annotated[str | None, Query(min_length=1)] = None,
-    webhook_tag: Annotated[str | None, Query(min_length=1)] = None,
-    env: Annotated[str | None, Query(min_length=1)] = None,
-    status: Annotated[str | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query()] = None,
-) -> dict[str, Any]:
-    products = (grant.product(product).tag,) if product is not None else tuple(sorted(grant.products))
-    where = DeliveryFilter(
-        products=products,
-        access_tag=access_tag,
-        webhook_tag=webhook_tag,
-        env=env,
-        status=_status_filter(status),
-    )
-    page, last_seq = _middleware(request).events.list(where, limit, _cursor_position(cursor))
-    next_cursor = encode_cursor(last_seq) if last_seq is not None else None
-    return success(page, meta={"next_cursor": next_cursor})
-
-
-@router.get("/webhooks/v1/deliveries/{event_id}", summary="One delivery with every attempt")
-def get_delivery(event_id: str, request: Request, grant: AccessDep) -> dict[str, Any]:
-    return success(_readable_delivery(_middleware(request), grant, event_id))
-
-
-@router.post(
-    "/webhooks/v1/deliveries/{event_id}/replay",
-    status_code=202,
-    summary="Deliver an event again, now, to the registration's current url, with a fresh retry budget",
-)
-def replay_delivery(event_id: str, request: Request, grant: AccessDep) -> JSONResponse:
-    middleware = _middleware(request)
-    delivery = _readable_delivery(middleware, grant, event_id)
-    registration = _live_registration(middleware, delivery["registration_uuid"])
-    found = middleware.events.replay(event_id, _target(registration))
-    if found == IN_FLIGHT:
-        raise ApiError(409, f"event_id: delivery {quoted(event_id)} is being attempted right now; replay it after")
-    middleware.worker.wake()
-    return JSONResponse(success(middleware.events.get(event_id)), status_code=202)

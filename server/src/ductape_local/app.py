@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ductape_local import __version__, control_plane, ingress, test_mode
 from ductape_local.catalog import Catalog, SeedError, load_seed_file, parse_catalog
@@ -24,9 +25,22 @@ def load_catalog(store: Store, config: ServerConfig) -> Catalog:
     return parse_catalog(document)
 
 
+class DuctapeLocalApp(FastAPI):
+    """FastAPI, except that provider events go straight to the relay's accept path (`event_handler`),
+    before FastAPI's middleware and routing: see ingress.EventIngress."""
+
+    event_handler: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.event_handler is not None and scope["type"] == "http" and ingress.is_event_request(scope):
+            await self.event_handler(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(config: ServerConfig) -> FastAPI:
     store = Store(config.db_path)
-    app = FastAPI(title="ductape-local", version=__version__, strict_content_type=False, lifespan=ingress.lifespan)
+    app = DuctapeLocalApp(title="ductape-local", version=__version__, strict_content_type=False, lifespan=ingress.lifespan)
     app.state.config = config
     app.state.store = store
     app.state.catalog = load_catalog(store, config)
@@ -35,6 +49,9 @@ def create_app(config: ServerConfig) -> FastAPI:
     install_error_handlers(app)
     app.include_router(control_plane.router)
     app.include_router(ingress.router)
+    app.event_handler = app.state.middleware.ingress
     if config.test_mode:
         test_mode.install(app)
+        # events are counted and faulted like any route's requests
+        app.event_handler = test_mode.RequestAccounting(app.event_handler, fastapi_app=app, state=app.state.test_mode)
     return app

@@ -11,6 +11,7 @@ import sqlite3
 import uuid
 
 import pytest
+import requests
 
 from conftest import Api, data_of
 from ductape_local.testing import LocalServer
@@ -208,3 +209,17 @@ def test_a_client_hanging_up_mid_body_stores_nothing_and_logs_no_traceback(serve
         assert "Traceback" not in server.log_text()[len(log_before):]
     finally:
         conn.close()
+
+
+def test_events_get_no_access_line_and_the_next_request_on_the_connection_does(server, links):
+    api = Api(server)
+    log_before = len(server.log_text())
+    with requests.Session() as session:
+        for _ in range(3):
+            assert session.post(server.url + PREFIX + links["live"], data=b"{}").status_code == 202
+        assert session.post(server.url + PREFIX + links["gone"], data=b"{}").status_code == 410
+        listing = session.get(server.url + "/webhooks/v1/webhooks", headers={"Authorization": f"Bearer {api.key}"},
+                              params={"product": "my-product", "access_tag": "stripe-payments"})
+        assert listing.status_code == 200
+    lines = [line for line in server.log_text()[log_before:].splitlines() if " ACCESS " in line]
+    assert len(lines) == 1 and "GET /webhooks/v1/webhooks?" in lines[0]

@@ -4,6 +4,8 @@ even when both kinds share one transaction; and a link whose registration change
 
 from __future__ import annotations
 
+import dataclasses
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -11,6 +13,7 @@ import requests
 from delivery_receiver import Receiver
 
 from conftest import Api, data_of
+from ductape_local.events import DeliveryFilter, EventStore, ReceivedEvent, Target
 from ductape_local.testing import LocalServer
 
 REQUESTS = 96
@@ -60,3 +63,17 @@ def test_a_changed_registration_is_read_again_by_the_next_event(api):
         assert post(link, 2).status_code == 202
         [request] = second.wait_for(1)
         assert request.path == "/b"
+
+
+def test_a_batch_that_fails_commits_none_of_its_events(tmp_path):
+    store = EventStore(str(tmp_path / "events.db"))
+    good = Target("11111111-1111-4111-8111-111111111111", "p", "a", "w", "prd", "http://127.0.0.1:9/in", "POST")
+    broken = dataclasses.replace(good, url=None)  # NOT NULL: the INSERT of the second event fails
+    received = ReceivedEvent("POST", "/webhooks/v1/process/x", "", [("content-type", "application/json")], b"{}")
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add_events([(good, received), (broken, received)])
+    assert store.list(DeliveryFilter(products=("p",)), 10) == ([], None)
+    # the connection is usable again: the failed transaction was rolled back, not left open
+    [event_id] = store.add_events([(good, received)])
+    assert store.get(event_id)["status"] == "pending"
+    store.close_thread_connection()

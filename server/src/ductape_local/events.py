@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
+from .store import immediate_transaction
+
 PENDING = "pending"
 IN_FLIGHT = "in_flight"
 DELIVERED = "delivered"
@@ -212,14 +214,8 @@ class EventStore:
         Either every event is committed or none is (the exception is raised after the rollback).
         """
         rows = [self._event_row(target, event, None) for target, event in events]
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(self._connection()) as conn:
             conn.executemany(_INSERT_EVENT, [row for _, row in rows])
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         return [event_id for event_id, _ in rows]
 
     @staticmethod

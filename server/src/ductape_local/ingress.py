@@ -3,6 +3,11 @@
 `/webhooks/v1/process/{uuid}` answers 202 only after the event is committed; the delivery worker
 (delivery.py) takes it from there. The deliveries routes are read with the access key, like every
 control-plane route.
+
+What "committed" promises (WAL mode, synchronous=NORMAL, see events.py): an event answered 202 is
+in the database even if the server process is killed at any moment after (SIGKILL, a crash of
+Python); an operating-system crash or a power loss can lose the events of the last commits before a
+checkpoint, never leave the database inconsistent.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import urllib.parse
 import sqlite3
 import uuid
 
@@ -96,10 +97,11 @@ def test_head_is_accepted_with_the_same_head_and_no_body(server, links):
     assert [name for name, _ in headers] == ["content-length", "content-type", "connection"]
 
 
-@pytest.mark.parametrize("segment", ["0c1d7a8e-0000-4000-8000-000000000000", "caf%C3%A9", "x" * 200, "a%2Fb"])
+@pytest.mark.parametrize("segment", ["0c1d7a8e-0000-4000-8000-000000000000", "caf%C3%A9", "x" * 200, "a%2Fb",
+                                     "a%3Fb%23c%5Cd", "%22quoted%22", ".."])
 def test_unknown_uuid_is_404_naming_it(server, segment):
     status, headers, body = exchange(server, post(PREFIX + segment))
-    decoded = segment.replace("%C3%A9", "\u00e9").replace("%2F", "/")
+    decoded = urllib.parse.unquote(segment)
     quoted = json.dumps(decoded, ensure_ascii=False)
     quoted = quoted if len(quoted) <= 120 else quoted[:120] + "..."
     if "/" in decoded:  # a decoded slash makes it another route
@@ -223,3 +225,19 @@ def test_events_get_no_access_line_and_the_next_request_on_the_connection_does(s
         assert listing.status_code == 200
     lines = [line for line in server.log_text()[log_before:].splitlines() if " ACCESS " in line]
     assert len(lines) == 1 and "GET /webhooks/v1/webhooks?" in lines[0]
+
+
+def test_in_test_mode_events_are_counted_and_faulted_like_any_route(server, links):
+    if not server.test_mode:  # deployed, there is nothing to count with
+        assert requests.get(server.url + "/_local/stats", timeout=30).status_code == 404
+        return
+    route = "POST /webhooks/v1/process/{uuid}"
+    server.reset_stats()
+    assert exchange(server, post(PREFIX + links["live"]))[0] == "HTTP/1.1 202 Accepted"
+    assert server.stats()["requests"].get(route) == 1
+    server.fault(route, 503, count=1, retry_after=2)
+    status, headers, body = exchange(server, post(PREFIX + links["live"]))
+    assert status == "HTTP/1.1 503 Service Unavailable"
+    assert ("retry-after", "2") in headers
+    assert body == envelope_error("fault injected by test mode: HTTP 503")
+    assert exchange(server, post(PREFIX + links["live"]))[0] == "HTTP/1.1 202 Accepted"

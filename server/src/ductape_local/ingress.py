@@ -278,7 +278,8 @@ class EventIngress:
             headers=[(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers],
             body=body,
         )
-        return await middleware.group_commit.accept(path[len(INGRESS_PREFIX):], received)
+        # the link's uuid as the route's path parameter reads it: from the decoded path, unescaped
+        return await middleware.group_commit.accept(scope["path"][len(INGRESS_PREFIX):], received)
 
 
 def _skip_access_line(send: Send) -> None:

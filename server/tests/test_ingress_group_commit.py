@@ -4,6 +4,9 @@ even when both kinds share one transaction; and a link whose registration change
 
 from __future__ import annotations
 
+import dataclasses
+import sqlite3
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -11,6 +14,7 @@ import requests
 from delivery_receiver import Receiver
 
 from conftest import Api, data_of
+from ductape_local.events import ROWS_PER_INSERT, DeliveryFilter, EventStore, ReceivedEvent, Target
 from ductape_local.testing import LocalServer
 
 REQUESTS = 96
@@ -60,3 +64,68 @@ def test_a_changed_registration_is_read_again_by_the_next_event(api):
         assert post(link, 2).status_code == 202
         [request] = second.wait_for(1)
         assert request.path == "/b"
+
+
+def test_a_batch_that_fails_commits_none_of_its_events(tmp_path):
+    store = EventStore(str(tmp_path / "events.db"))
+    good = Target("11111111-1111-4111-8111-111111111111", "p", "a", "w", "prd", "http://127.0.0.1:9/in", "POST")
+    broken = dataclasses.replace(good, url=None)  # NOT NULL: the INSERT of the second event fails
+    received = ReceivedEvent("POST", "/webhooks/v1/process/x", "", [("content-type", "application/json")], b"{}")
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add_events([(good, received), (broken, received)])
+    assert store.list(DeliveryFilter(products=("p",)), 10) == ([], None)
+    # the connection is usable again: the failed transaction was rolled back, not left open
+    [event_id] = store.add_events([(good, received)])
+    assert store.get(event_id)["state"] == "pending"
+    store.close_thread_connection()
+
+
+def _target_and_event(number: int) -> tuple[Target, ReceivedEvent]:
+    target = Target("11111111-1111-4111-8111-111111111111", "p", "a", "w", "prd", "http://127.0.0.1:9/in", "POST")
+    return target, ReceivedEvent("POST", "/webhooks/v1/process/x", f"n={number}", [("x-n", str(number))],
+                                 f"body {number}".encode())
+
+
+def test_a_batch_larger_than_one_insert_statement_is_committed_whole_and_in_order(tmp_path):
+    store = EventStore(str(tmp_path / "events.db"))
+    events = [_target_and_event(number) for number in range(ROWS_PER_INSERT * 3 + 5)]
+    ids = store.add_events(events)
+    assert len(set(ids)) == len(events)
+    conn = sqlite3.connect(tmp_path / "events.db")
+    try:
+        rows = conn.execute("SELECT event_id, request_query, body FROM middleware_events ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+    assert rows == [(event_id, f"n={number}", f"body {number}".encode()) for number, event_id in enumerate(ids)]
+    store.close_thread_connection()
+
+
+def test_a_batch_waits_for_another_writer_then_commits(tmp_path):
+    store = EventStore(str(tmp_path / "events.db"))
+    other = sqlite3.connect(tmp_path / "events.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds SQLite's write lock
+    outcome: list = []
+    adding = threading.Thread(target=lambda: outcome.append(store.add_events([_target_and_event(1)])))
+    adding.start()
+    adding.join(0.3)
+    assert outcome == []  # still waiting for the lock
+    other.execute("COMMIT")
+    adding.join(30)
+    [[event_id]] = outcome
+    assert store.get(event_id)["state"] == "pending"
+    other.close()
+    store.close_thread_connection()
+
+
+def test_a_batch_that_cannot_get_the_write_lock_fails_whole_after_the_busy_timeout(tmp_path):
+    store = EventStore(str(tmp_path / "events.db"), busy_timeout_s=0.2)
+    other = sqlite3.connect(tmp_path / "events.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        store.add_events([_target_and_event(1), _target_and_event(2)])
+    other.execute("ROLLBACK")
+    other.close()
+    assert store.list(DeliveryFilter(products=("p",)), 10) == ([], None)
+    # the connection keeps its busy timeout for every other use
+    assert store._connection().execute("PRAGMA busy_timeout").fetchone()[0] == 200  # pylint: disable=protected-access
+    store.close_thread_connection()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ductape_local import __version__, control_plane, deliveries, ingress, test_mode
 from ductape_local.catalog import Catalog, SeedError, load_seed_file, parse_catalog
@@ -25,9 +26,23 @@ def load_catalog(store: Store, config: ServerConfig) -> Catalog:
     return parse_catalog(document)
 
 
+class DuctapeLocalApp(FastAPI):
+    """FastAPI, except that provider events go straight to the relay's accept path (`event_handler`),
+    before FastAPI's middleware and routing: see ingress.EventIngress. Nothing added with
+    `add_middleware` sees them, so `create_app` wraps `event_handler` itself in what events need."""
+
+    event_handler: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.event_handler is not None and scope["type"] == "http" and ingress.is_event_request(scope):
+            await self.event_handler(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(config: ServerConfig) -> FastAPI:
     store = Store(config.db_path)
-    app = FastAPI(title="ductape-local", version=__version__, strict_content_type=False, lifespan=ingress.lifespan)
+    app = DuctapeLocalApp(title="ductape-local", version=__version__, strict_content_type=False, lifespan=ingress.lifespan)
     app.state.config = config
     app.state.store = store
     app.state.catalog = load_catalog(store, config)
@@ -37,9 +52,18 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.include_router(control_plane.router)
     app.include_router(ingress.router)
     app.include_router(deliveries.router)
+    event_handler = app.state.middleware.ingress
     if config.test_mode:
         test_mode.install(app)
+        # events are counted and faulted like any route's requests
+        event_handler = test_mode.RequestAccounting(event_handler, fastapi_app=app, state=app.state.test_mode)
+    guard_options = {"fastapi_app": app, "max_request_body": config.max_request_body,
+                     "body_timeout": config.body_timeout, "test_mode": config.test_mode}
     # Added last, so outermost: it answers every failure of the routes and middleware inside it.
-    app.add_middleware(Guard, fastapi_app=app, max_request_body=config.max_request_body,
-                       body_timeout=config.body_timeout, test_mode=config.test_mode)
+    app.add_middleware(Guard, **guard_options)
+    # The same guard in front of the events, which bypass the middleware stack: on the ingress prefix
+    # it adds only a try block (quiet hang-ups, a failure answered 500 with one line naming its type,
+    # a test-mode crash fault included); the event's body is bounded by the accept path (--max-body)
+    # and its time by the protocol (limits.guarded_protocol), as for any request.
+    app.event_handler = Guard(event_handler, **guard_options)
     return app

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--delivery-timeout", type=number_option("delivery_timeout"),
                        default=config.DEFAULT_DELIVERY_TIMEOUT,
                        help="seconds to wait for a receiver's answer (default: %(default)s)")
+    serve.add_argument("--delivery-workers", type=number_option("delivery_workers"),
+                       default=config.DEFAULT_DELIVERY_WORKERS,
+                       help="delivery threads; one receiver holds at most a quarter of them (default: %(default)s)")
     serve.add_argument("--block-private-destinations", action="store_true",
                        help="refuse receiver urls that are or resolve to loopback, link-local, private or reserved "
                             "addresses, at registration and at delivery (for a deployed relay; off by default)")
@@ -118,6 +121,7 @@ def serve(args: argparse.Namespace) -> int:
         max_body=args.max_body,
         retry_schedule=args.retry_schedule,
         delivery_timeout=args.delivery_timeout,
+        delivery_workers=args.delivery_workers,
         host=args.host,
         port=args.port,
         block_private_destinations=args.block_private_destinations,

@@ -34,6 +34,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "provider_timeout": (0.001, 3600),
     "max_body": (1, 1024 ** 3),
     "delivery_timeout": (0.001, 3600),
+    "delivery_workers": (1, 1024),
     "max_request_body": (1024, 1024 ** 3),
     "body_timeout": (0.001, 3600),
     "header_timeout": (0.001, 3600),
@@ -43,7 +44,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
 }
 
 
-INTEGER_OPTIONS = frozenset({"port", "max_body", "max_request_body", "max_connections", "backlog"})
+INTEGER_OPTIONS = frozenset({"port", "max_body", "delivery_workers", "max_request_body", "max_connections",
+                             "backlog"})
 
 
 def check_number(name: str, value: object) -> float | int:

@@ -110,3 +110,12 @@ def test_register_with_x_access_token_header(api, tag):
                               "webhook_tag": tag,
                               "envs": [{"slug": "stg", "url": "https://a.example.com/h"}]})
     assert data_of(response)["envs"][0]["created"] is True
+
+
+def test_the_listing_keeps_the_order_in_which_envs_were_registered(api, case_tags):
+    # One register writes all its envs in one transaction, with one timestamp: the order must not
+    # then depend on the random uuids.
+    for order in (["dev", "prd", "stg"], ["stg", "dev", "prd"], ["prd", "stg", "dev"]):
+        tag = next(case_tags)
+        registered(api, webhook_tag=tag, envs=[{"slug": env, "url": f"https://{env}.example.com/h"} for env in order])
+        assert [r["productEnv"] for r in live_registrations(api, webhook_tag=tag)] == order

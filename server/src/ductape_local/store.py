@@ -313,7 +313,7 @@ class Store:
         with self.connect() as conn:
             rows = conn.execute(
                 f"SELECT * FROM registrations WHERE product = ? AND access_tag = ? AND webhook_tag IN ({marks})"
-                " AND deleted_at IS NULL ORDER BY created_at, uuid",
+                " AND deleted_at IS NULL ORDER BY created_at, rowid",
                 (product, access_tag, *webhook_tags),
             ).fetchall()
         return [Registration.from_row(row) for row in rows]

@@ -26,11 +26,12 @@ import typing as t
 
 from ansible.module_utils.common.arg_spec import ModuleArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
-from ansible.module_utils.errors import NoLogError, UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible.utils.vars import merge_hash
+
+from ansible_collections.ductape.webhooks.plugins.module_utils import _module_host
 
 display = Display()
 
@@ -156,48 +157,24 @@ class ControllerModuleAction(ActionBase):
         return environment
 
     def _run_in_process(self, logic: ModuleLogic) -> dict:
+        name = _module_host.module_name(logic.run)
         with _process_environment(self._task_environment()):
             # Plain data first: the validator deep-copies its input, and templated values copy slowly.
             validation = _validator(self.module_name).validate(_plain(dict(self._task.args)))
-        no_log_values = validation._no_log_values
         params = validation.validated_parameters
 
         if validation.error_messages:
-            message = self._validation_message(validation.errors)
-            return self._finish({"failed": True, "msg": message}, params, no_log_values)
+            message = _module_host.argument_errors_message(validation.errors, name)
+            return self._finish(logic, {"failed": True, "msg": message}, params)
 
         warnings: list[str] = []
-        try:
-            outcome = logic.run(params, bool(self._task.check_mode), bool(self._task.diff), warnings.append)
-        except Exception as error:  # pylint: disable=broad-except
-            # A module would report this as MODULE FAILURE; the message may quote an argument,
-            # so it goes through the same no_log filter as every other output.
-            outcome = {"failed": True, "msg": f"{self._task.action} failed unexpectedly: "
-                                              f"{type(error).__name__}: {error}"}
+        outcome = _module_host.run_result(logic.run, params, bool(self._task.check_mode), bool(self._task.diff),
+                                          warnings.append, name)
         if warnings:
             outcome = dict(outcome, warnings=list(outcome.get("warnings", [])) + warnings)
-        return self._finish(outcome, params, no_log_values)
-
-    def _validation_message(self, errors) -> str:
-        """Every argument error, not only the first as AnsibleModule reports: the first is often a
-        generic one ("dictionary requested ...") and the one naming the option comes after it."""
-        # A NoLogError is the no_log scan tripping over the same wrong value that a later error names.
-        named = [error for error in errors if not isinstance(error, NoLogError)] or list(errors)
-        messages: list[str] = []
-        for error in named:
-            text = error.msg
-            if isinstance(error, UnsupportedError):
-                text = f"Unsupported parameters for ({self._task.action}) module: {text}"
-            if text not in messages:
-                messages.append(text)
-        return "; ".join(messages)
+        return self._finish(logic, outcome, params)
 
     @staticmethod
-    def _finish(outcome: dict, params: dict, no_log_values: set) -> dict:
-        result = dict(outcome)
-        result.setdefault("invocation", {"module_args": params})
-        # As AnsibleModule does: no_log values leave the result, booleans and None stay as they are.
-        preserved = {key: value for key, value in result.items() if value is None or isinstance(value, bool)}
-        result = remove_values(_plain(result), no_log_values)
-        result.update(preserved)
-        return result
+    def _finish(logic: ModuleLogic, outcome: dict, params: dict) -> dict:
+        result = dict(outcome, invocation=_module_host.invocation(logic.argument_spec, params))
+        return remove_values(_plain(result), _module_host.scrub_values(logic.argument_spec, params))

@@ -186,31 +186,34 @@ class _HostedModule(AnsibleModule):
 
 
 def run_as_module(argument_spec, argument_spec_options, run):
-    """A ductape module's main(): build the AnsibleModule, run the module's logic, return its result."""
-    name = module_name(run)
-    refused = None
+    """A ductape module's main(): build the AnsibleModule, then host() runs the module's logic."""
     try:
         module = _HostedModule(argument_spec=argument_spec, supports_check_mode=True, **argument_spec_options)
-    except _ArgumentErrors as error:
-        refused = error.module
-    if refused is not None:
-        refused.hosted_ready = True
-        _leave(refused, argument_spec, refused.validation_result.validated_parameters, dict(
-            failed=True, msg=argument_errors_message(refused.validation_result.errors, name)))
+    except _ArgumentErrors as refused:
+        module = refused.module
     module.hosted_ready = True
-    params = module.params
-    require_requests(module)
-    # module._diff is how a module learns that the task runs with --diff.
-    result = run_result(run, params, module.check_mode, module._diff, module.warn, name)  # pylint: disable=protected-access
-    _leave(module, argument_spec, params, result)
+    if not module.validation_result.error_messages:
+        require_requests(module)
+    host(module, argument_spec, run)
 
 
-def _leave(module, argument_spec, params, result):
-    """exit_json or fail_json with the policy of this file: invocation masked, scrub_values removed.
+def host(module, argument_spec, run):
+    """Both paths, once ``module`` (AnsibleModule, or the controller's stand-in with the same interface)
+    has validated the arguments: report every argument error, or run ``run`` and return its result.
 
-    ansible-core decides whether ``invocation`` reaches the task result (2.21 adds it only with
-    INJECT_INVOCATION); the one given here replaces the one it would build from the params in clear.
+    Ends in the module's exit_json or fail_json, with the policy of this file: ``invocation`` masked,
+    only scrub_values removed. Whether ``invocation`` reaches the task result is the module's (2.21 adds
+    it only with INJECT_INVOCATION); the one given here replaces the one it would build in clear.
     """
+    name = module_name(run)
+    validation = module.validation_result
+    if validation.error_messages:
+        params = validation.validated_parameters
+        result = dict(failed=True, msg=argument_errors_message(validation.errors, name))
+    else:
+        params = module.params
+        # module._diff is how module code learns that the task runs with --diff.
+        result = run_result(run, params, module.check_mode, module._diff, module.warn, name)  # pylint: disable=protected-access
     module.no_log_values = scrub_values(argument_spec, params)
     result = dict(result, invocation=invocation(argument_spec, params))
     if result.pop("failed", False):

@@ -20,7 +20,7 @@ The no_log policy, for every option an argument spec marks ``no_log``:
   ``VALUE_SPECIFIED_IN_NO_LOG_PARAMETER``. The modules never put an auth value into a result, a diff,
   a message or a warning (only key names with masked values), so there is nothing to remove.
 - A url (an option named ``url`` or ending in ``_url``) is shown in ``invocation`` as ``mask_url``
-  shows it: a password or token inside a URL is as secret as the access key.
+  (contract C2, in _rules.py) shows it: a password or token inside a URL is as secret as the access key.
 
 This file is module_utils: it runs on the target's Python too, hence no syntax newer than the oldest
 Python the supported ansible-core releases run modules with.
@@ -37,6 +37,7 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.module_utils.errors import NoLogError, UnsupportedError
 from ansible.module_utils.six import binary_type, integer_types, string_types, text_type
 
+from ansible_collections.ductape.webhooks.plugins.module_utils._rules import mask_url
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import require_requests
 
 try:
@@ -66,11 +67,6 @@ def _is_url_option(name):
     return name == "url" or name.endswith("_url")
 
 
-def _mask_url(url):
-    # engine's mask_url (C2) once module_utils has it; see invocation().
-    return url
-
-
 def invocation(argument_spec, params):
     """``{"module_args": ...}``: the validated params with every no_log value masked as a whole."""
     return {"module_args": _masked(argument_spec, params)}
@@ -89,7 +85,7 @@ def _masked(argument_spec, params):
         elif spec.get("options"):
             shown[name] = _masked_items(spec, value)
         elif _is_url_option(name) and isinstance(value, string_types):
-            shown[name] = _mask_url(value)
+            shown[name] = mask_url(value)
         else:
             shown[name] = value
     return shown
@@ -135,20 +131,42 @@ def _leaves(value):
     return [to_native(value, nonstring="simplerepr")]
 
 
-def argument_errors_message(errors, name):
-    """Every argument error, not only the first as AnsibleModule reports it: the first is often a
-    generic one ("dictionary requested ...") and the one naming the option comes after it."""
-    errors = list(errors)
+def argument_errors_message(validation, argument_spec, name):
+    """Every argument error of a validation result, not only the first as AnsibleModule reports it: the
+    first is often a generic one ("dictionary requested ...") and the one naming the option comes after it.
+
+    Unknown options are named in a fixed order, each group with the options its place accepts
+    (ansible-core's own text lists those of whichever unknown option its set yields last).
+    """
+    errors = list(validation.errors)
     # A NoLogError is the no_log scan tripping over the same wrong value that a later error names.
     named = [error for error in errors if not isinstance(error, NoLogError)] or errors
     messages = []
     for error in named:
-        text = error.msg
         if isinstance(error, UnsupportedError):
-            text = "Unsupported parameters for (%s) module: %s" % (name, text)
+            text = unsupported_message(validation.unsupported_parameters, argument_spec, name)
+        else:
+            text = error.msg
         if text not in messages:
             messages.append(text)
     return "; ".join(messages)
+
+
+def unsupported_message(unsupported, argument_spec, name):
+    """``Unsupported parameters for (name) module: ...`` naming each unknown option with its place's options."""
+    by_place = {}
+    for item in unsupported:
+        path = tuple(item) if isinstance(item, tuple) else (item,)
+        by_place.setdefault(path[:-1], []).append(".".join(path))
+    groups = []
+    for place in sorted(by_place):
+        spec = argument_spec
+        for option in place:
+            spec = (spec.get(option) or {}).get("options") or {}
+        supported = sorted(set(spec) | set(alias for option in spec.values() for alias in option.get("aliases") or ()))
+        groups.append("%s. Supported parameters include: %s" % (", ".join(sorted(by_place[place])), ", ".join(supported)))
+    # One group reads exactly as ansible-core's message.
+    return "Unsupported parameters for (%s) module: %s" % (name, " ".join(group + "." for group in groups))
 
 
 def unexpected_failure_message(name, error):
@@ -209,7 +227,7 @@ def host(module, argument_spec, run):
     validation = module.validation_result
     if validation.error_messages:
         params = validation.validated_parameters
-        result = dict(failed=True, msg=argument_errors_message(validation.errors, name))
+        result = dict(failed=True, msg=argument_errors_message(validation, argument_spec, name))
     else:
         params = module.params
         # module._diff is how module code learns that the task runs with --diff.

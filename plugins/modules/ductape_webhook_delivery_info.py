@@ -212,15 +212,13 @@ counts:
   sample: {pending: 0, delivered: 9, failed: 1}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.ductape.webhooks.plugins.module_utils._engine import mask_urls_deep, read_webhooks, refusal
+from ansible_collections.ductape.webhooks.plugins.module_utils._module_host import run_as_module
 from ansible_collections.ductape.webhooks.plugins.module_utils._rules import env_exists_problems, webhook_tag_problems
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import (
     DuctapeApiError,
     client_for,
     connection_argument_spec,
-    require_requests,
 )
 
 STATUSES = ("pending", "delivered", "failed")
@@ -294,12 +292,7 @@ def run(params, check_mode, want_diff, warn):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, **ARGUMENT_SPEC_OPTIONS)
-    require_requests(module)
-    result = run(module.params, module.check_mode, module._diff, module.warn)
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    run_as_module(argument_spec(), ARGUMENT_SPEC_OPTIONS, run)
 
 
 if __name__ == "__main__":

@@ -190,8 +190,6 @@ diff:
   sample: {before: {stg: {url: https://old.example.com/hook, method: POST}}, after: {stg: {url: https://stg.example.com/hook, method: POST}}}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.ductape.webhooks.plugins.module_utils._engine import (
     DEFAULT_PARALLELISM,
     batch_report,
@@ -203,12 +201,12 @@ from ansible_collections.ductape.webhooks.plugins.module_utils._engine import (
     refusal,
     webhook_states,
 )
+from ansible_collections.ductape.webhooks.plugins.module_utils._module_host import run_as_module
 from ansible_collections.ductape.webhooks.plugins.module_utils._rules import HTTP_METHODS
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import (
     DuctapeApiError,
     client_for,
     connection_argument_spec,
-    require_requests,
 )
 
 
@@ -258,12 +256,7 @@ def run(params, check_mode, want_diff, warn):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, **ARGUMENT_SPEC_OPTIONS)
-    require_requests(module)
-    result = run(module.params, module.check_mode, module._diff, module.warn)
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    run_as_module(argument_spec(), ARGUMENT_SPEC_OPTIONS, run)
 
 
 if __name__ == "__main__":

@@ -83,11 +83,13 @@ IN_PROCESS = "running in the controller process"
 AS_MODULE = "running the module on the target"
 
 
-def run_on(host: str, server: LocalServer, workdir: Path) -> Run:
+def run_on(host: str, server: LocalServer, workdir: Path, steps: list[Step] = STEPS,
+           module_defaults: dict[str, Any] | None = None, state_query: dict[str, str] | None = None,
+           env: dict[str, str] | None = None) -> Run:
     workdir.mkdir(parents=True, exist_ok=True)
     [play] = yaml.safe_load(steps_playbook(
-        STEPS, module_defaults={"group/ductape.webhooks.ductape": {"api_url": "{{ server_url }}"}},
-        state_query={"product": PRODUCT, "access_tag": ACCESS_TAG}))
+        steps, module_defaults=module_defaults or {"group/ductape.webhooks.ductape": {"api_url": "{{ server_url }}"}},
+        state_query=state_query or {"product": PRODUCT, "access_tag": ACCESS_TAG}))
     play["hosts"] = host
     play["vars"] = {}
     (workdir / "playbook.yml").write_text(yaml.safe_dump([play], sort_keys=False), encoding="utf-8")
@@ -96,11 +98,11 @@ def run_on(host: str, server: LocalServer, workdir: Path) -> Run:
     extra = {"server_url": server.url, "observer_key": OBSERVER_KEY, "results_path": str(results_path)}
     completed = subprocess.run(
         [str(ANSIBLE_PLAYBOOK), "-i", "inventory.yml", "playbook.yml", "-vvv", "--diff", "-e", json.dumps(extra)],
-        cwd=workdir, env=ansible_env(workdir), capture_output=True, text=True, timeout=300, check=False)
+        cwd=workdir, env=ansible_env(workdir, env), capture_output=True, text=True, timeout=300, check=False)
     data = json.loads(results_path.read_text(encoding="utf-8")) if results_path.exists() else {}
     run = Run(completed.returncode, completed.stdout, completed.stderr, data)
     assert completed.returncode == 0, run.output[-8000:]
-    for step in STEPS:
+    for step in steps:
         assert bool(run.result(step.name).get("failed")) == step.expect_failure, run.describe(step.name)
     return run
 
@@ -170,3 +172,134 @@ def test_no_secret_is_printed_at_vvv_except_by_ansible_cores_exec_line_of_the_mo
     leaking = [line for line in as_module.splitlines() if any(secret in line for secret in SECRETS)]
     assert leaking and all(" EXEC " in line and f"DUCTAPE_ACCESS_KEY={KEY} " in line for line in leaking)
     assert AUTH_SECRET not in as_module and WRONG_KEY not in as_module
+
+
+# No substring scrubbing of auth values, in either path. The auth values here are as ordinary as a
+# provider's can be ("acme", "POST", "a", "e"): were they removed as substrings, as ansible-core does
+# with no_log values, the product acme-shop would read ********-shop, method POST would read
+# VALUE_SPECIFIED_IN_NO_LOG_PARAMETER and action "created" would lose its a and e. The distinctive
+# values (a bearer token, a password and a token inside the url) show that nothing secret is printed.
+SHOP = "acme-shop"
+SHOP_TAG = "shopify-orders"
+SHOP_SEED = {
+    "access_keys": [{"key": KEY, "products": [SHOP]}, {"key": OBSERVER_KEY, "products": [SHOP]}],
+    "products": [{"tag": SHOP, "envs": ["prd", "stg"],
+                  "connections": [{"access_tag": SHOP_TAG, "app": "shopify", "envs": {"prd": "live", "stg": "test"}}]}],
+    "apps": [{"tag": "shopify", "webhooks": [{"tag": "order_created", "name": "Order created"}]}],
+}
+BEARER = "Bearer sk_live_scrub_7d1f03"
+URL_PASSWORD = "pa55w0rd_scrub_e61"
+URL_TOKEN = "tok_scrub_91c2"
+SHOP_URL = f"https://hook:{URL_PASSWORD}@hooks.example.com/orders?token={URL_TOKEN}&v=2"
+SHOP_URL_MASKED = "https://********@hooks.example.com/orders?token=********&v=2"
+ORDINARY_AUTH = {"params": {"shop": "acme"}, "headers": {"X-Verb": "POST", "Authorization": BEARER},
+                 "body": {"events": ["a", "e"]}}
+SHOP_WEBHOOK = {"product": SHOP, "access_tag": SHOP_TAG, "webhook_tag": "order_created"}
+SHOP_ENVS = [{"slug": "prd", "url": SHOP_URL, "method": "POST", "auth": ORDINARY_AUTH}]
+SHOP_SECRETS = (KEY, "sk_live_scrub_7d1f03")
+NO_LOG_MARKER = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+SHOP_STEPS = [
+    Step("create", {"ductape.webhooks.ductape_webhook": {**SHOP_WEBHOOK, "envs": SHOP_ENVS}}, diff=True),
+    Step("again", {"ductape.webhooks.ductape_webhook": {**SHOP_WEBHOOK, "envs": SHOP_ENVS}}, diff=True),
+    Step("unknown_env", {"ductape.webhooks.ductape_webhook": {
+        **SHOP_WEBHOOK, "envs": [dict(SHOP_ENVS[0], slug="qa")]}}, expect_failure=True),
+    Step("info", {"ductape.webhooks.ductape_webhook_info": {"product": SHOP, "access_tag": SHOP_TAG}}),
+    # Several argument errors at once: one validator (ansible-core's), every error in one message,
+    # the same message in both paths.
+    Step("several_errors", {"ductape.webhooks.ductape_webhook": {
+        **SHOP_WEBHOOK, "colour": "blue", "retries": "many",
+        "envs": [{"slug": "prd", "method": "TRACE", "bogus": 1, "auth": ORDINARY_AUTH}]}}, expect_failure=True),
+    Step("batch_errors", {"ductape.webhooks.ductape_webhook": {
+        "product": SHOP, "webhooks": [{"access_tag": SHOP_TAG, "webhook_tag": "order_created",
+                                       "envs": [{"slug": "prd", "method": "TRACE", "auth": ORDINARY_AUTH}]},
+                                      {"access_tag": SHOP_TAG, "envs": "prd"}]}}, expect_failure=True),
+]
+
+
+@pytest.fixture(scope="module")
+def shop_runs(tmp_path_factory) -> dict[str, tuple[Run, str]]:
+    found = {}
+    for host in HOSTS:
+        with LocalServer(SHOP_SEED) as server:
+            found[host] = (run_on(host, server, tmp_path_factory.mktemp(f"shop-{host}"), SHOP_STEPS,
+                                  module_defaults={"group/ductape.webhooks.ductape": {
+                                      "api_url": "{{ server_url }}", "access_key": KEY}},
+                                  state_query={"product": SHOP, "access_tag": SHOP_TAG}), server.url)
+    return found
+
+
+def without_invocation(result: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in result.items() if key != "invocation"}
+
+
+@pytest.mark.parametrize("step", [step.name for step in SHOP_STEPS])
+def test_both_paths_give_the_same_result_with_ordinary_auth_values(shop_runs, step):
+    (in_process, in_url), (as_module, module_url) = shop_runs["controller"], shop_runs["target"]
+    assert normalized(in_process.result(step), in_url) == normalized(as_module.result(step), module_url)
+
+
+@pytest.mark.parametrize("host", list(HOSTS))
+def test_auth_values_are_not_removed_from_other_values(shop_runs, host):
+    run = shop_runs[host][0]
+    create, again = run.result("create"), run.result("again")
+    assert create["changed"] is True and again["changed"] is False, run.describe("create")
+    [env] = create["envs"]
+    assert (env["slug"], env["method"], env["action"]) == ("prd", "POST", "created"), run.describe("create")
+    assert again["envs"][0]["action"] == "unchanged", run.describe("again")
+    assert f'"{SHOP}"' in run.result("unknown_env")["msg"], run.describe("unknown_env")
+    assert [hook["tag"] for hook in run.result("info")["webhooks"]] == ["order_created"]
+    for step in SHOP_STEPS:
+        shown = json.dumps(without_invocation(run.result(step.name)))
+        assert NO_LOG_MARKER not in shown and "********-shop" not in shown, run.describe(step.name)
+    assert "********-shop" not in run.output
+
+
+def printed_invocations(output: str) -> list[dict[str, Any]]:
+    """Every ``invocation`` that -vvv printed, in order."""
+    decoder, found, marker = json.JSONDecoder(), [], '"invocation": '
+    start = output.find(marker)
+    while start >= 0:
+        found.append(decoder.raw_decode(output[start + len(marker):])[0])
+        start = output.find(marker, start + 1)
+    return found
+
+
+@pytest.mark.parametrize("host", list(HOSTS))
+def test_invocation_masks_auth_and_the_key_as_a_whole_and_urls_by_mask_url(shop_runs, host):
+    run = shop_runs[host][0]
+    module_args = [invocation["module_args"] for invocation in printed_invocations(run.output)
+                   if "product" in invocation.get("module_args", {})]
+    # create, again, unknown_env, info, several_errors, batch_errors: each printed once
+    assert len(module_args) == len(SHOP_STEPS), run.output[-6000:]
+    for args in module_args:
+        assert args["access_key"] == NO_LOG_MARKER and args["product"] == SHOP, args
+        envs = args.get("envs") or [env for webhook in args.get("webhooks") or [] for env in webhook["envs"] or []]
+        for env in envs if isinstance(envs, list) else []:
+            assert env["auth"] == NO_LOG_MARKER, args
+    create, unknown_env, info, batch = module_args[0], module_args[2], module_args[3], module_args[5]
+    assert create["envs"][0]["url"] == SHOP_URL_MASKED and unknown_env["envs"][0]["slug"] == "qa"
+    assert info["access_tag"] == SHOP_TAG
+    assert batch["webhooks"][0]["envs"][0]["auth"] == NO_LOG_MARKER
+
+
+@pytest.mark.parametrize("host", list(HOSTS))
+def test_no_auth_value_key_or_url_credential_is_printed_at_vvv(shop_runs, host):
+    output = shop_runs[host][0].output
+    assert '"invocation"' in output  # -vvv shows it: what it shows is checked here
+    for secret in SHOP_SECRETS:
+        assert secret not in output
+
+
+def test_several_argument_errors_are_all_reported_in_one_message(shop_runs):
+    message = shop_runs["controller"][0].result("several_errors")["msg"]
+    assert ("Unsupported parameters for (ductape.webhooks.ductape_webhook) module: colour. Supported parameters "
+            "include: access_key, access_tag, api_url, envs, product, retries, state, timeout, validate_certs, "
+            "webhook_tag, webhooks. envs.bogus. Supported parameters include: auth, method, slug, url.") in message
+    assert "value of method must be one of: GET, POST, PUT, PATCH, DELETE, got: TRACE found in envs" in message
+    assert "argument 'retries' is of type str and we were unable to convert to int" in message, message
+    batch = shop_runs["controller"][0].result("batch_errors")["msg"]
+    assert batch.split("; ") == [
+        "value of method must be one of: GET, POST, PUT, PATCH, DELETE, got: TRACE found in webhooks -> envs",
+        "missing required arguments: webhook_tag found in webhooks",
+        "Elements value for option 'envs' found in 'webhooks' is of type str and we were unable to convert to dict: "
+        "dictionary requested, could not parse JSON or key=value"], batch

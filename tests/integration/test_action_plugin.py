@@ -293,7 +293,7 @@ def test_no_auth_value_key_or_url_credential_is_printed_at_vvv(shop_runs, host):
 def test_several_argument_errors_are_all_reported_in_one_message(shop_runs):
     message = shop_runs["controller"][0].result("several_errors")["msg"]
     assert ("Unsupported parameters for (ductape.webhooks.ductape_webhook) module: colour. Supported parameters "
-            "include: access_key, access_tag, api_url, envs, product, retries, state, timeout, validate_certs, "
+            "include: access_key, access_tag, api_url, envs, parallelism, product, retries, state, timeout, validate_certs, "
             "webhook_tag, webhooks. envs.bogus. Supported parameters include: auth, method, slug, url.") in message
     assert "value of method must be one of: GET, POST, PUT, PATCH, DELETE, got: TRACE found in envs" in message
     assert "argument 'retries' is of type str and we were unable to convert to int" in message, message

@@ -270,7 +270,16 @@ def test_nothing_printed_holds_an_auth_value_or_a_key(run):
         assert secret not in run.output
 
 
-def test_hosting_pending_the_invocation_at_vvv_shows_urls_masked(run):
-    """Passes once hosting's _module_host.py masks URLs in the invocation it prints (C2 and C7): the module's own
-    results, diffs, errors and warnings are checked above and hold no URL credential."""
-    assert URL_PASSWORD not in run.output
+def module_tasks_output(run):
+    """The -vvv output of the module tasks, without the harness's own tasks (counts, the observer's reads of
+    the server's listing, and the hand-over of every step), which print what the server answers."""
+    sections = run.output.split("TASK [")[1:]
+    harness = (": counts before", ": counts after", ": state after", "Hand every step to the test")
+    return [section for section in sections if not section.split("]", 1)[0].endswith(harness)]
+
+
+def test_the_module_tasks_print_no_url_credential_at_vvv_invocation_included(run):
+    sections = module_tasks_output(run)
+    assert len(sections) == len(STEPS)
+    for section in sections:
+        assert URL_PASSWORD not in section, section[:3000]

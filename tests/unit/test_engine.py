@@ -289,3 +289,20 @@ def test_the_diff_masks_every_auth_value_and_says_which_secret_changed():
     [env] = engine.single_report(outcome, False)["envs"]
     assert set(env) == {"slug", "action", "uuid", "link", "url", "method", "provider_registration"}
     assert env["url"] == "https://********@h.example/x"
+
+
+def test_a_server_that_is_down_is_one_warning_for_the_whole_task_whatever_the_parallelism():
+    import requests
+
+    def handler(sent):
+        return requests.ConnectionError(ConnectionRefusedError(111, "Connection refused"))
+
+    http = RoutedHTTP(handler)
+    webhooks = [state(tag, ("prd", "https://h.example/" + tag, None), access_tag=tag) for tag in "abcdef"]
+    outcomes = engine.converge(client(http, parallelism=8, sleep=lambda seconds: None, clock=lambda: 0.0), PRODUCT,
+                               webhooks, "present", False, 8)
+    assert all(outcome.failed for outcome in outcomes)
+    assert len(http.warnings) == 1, http.warnings
+    assert len(http.sent) <= 2 * len(webhooks)
+    report = engine.batch_report(outcomes, False)
+    assert "connection refused" in report["msg"]

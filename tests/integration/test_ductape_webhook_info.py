@@ -12,7 +12,6 @@ from __future__ import annotations
 import pytest
 import requests
 
-from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import auth_matches
 from ductape_local.testing import LocalServer
 from playbook import Step, adhoc_result, run_adhoc, run_steps, unreachable_url
 

@@ -19,7 +19,7 @@ from ansible.utils.vars import merge_hash
 
 # The role plans what the modules accept: their auth parts and methods are the one source.
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import HTTP_METHODS as METHODS
-from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_webhooks import AUTH_PARTS
+from ansible_collections.ductape.webhooks.plugins.module_utils._rules import AUTH_PARTS
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{2,}$"
 URL_PATTERN = r"^https?://[^\s/?#]+"

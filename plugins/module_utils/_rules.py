@@ -17,6 +17,8 @@ Stable names (the role's filter plugin imports them):
     a value as messages show it (JSON, non-ASCII kept).
 ``mask_url(url)``
     contract C2: credentials inside a URL (userinfo, secret-looking query parameters) as ``********``.
+``mask_urls_in_text(text)``
+    every ``http(s)://`` URL inside a text (a server's error message) masked.
 ``url_problems(field, url, context="", required=True)``
     an absolute ``http://`` or ``https://`` URL with a host and no whitespace.
 ``method_problems(field, method, context="")``
@@ -121,6 +123,16 @@ def mask_url(url):
             pairs.append(name + equals + value)
         tail = path + "?" + "&".join(pairs)
     return url[:start] + authority + tail + fragment
+
+
+_URL_IN_TEXT = re.compile(r"https?://[^\s\"'<>]+", re.IGNORECASE)
+
+
+def mask_urls_in_text(text):
+    """The text with every http(s) URL in it passed through mask_url."""
+    if not isinstance(text, str) or "://" not in text:
+        return text
+    return _URL_IN_TEXT.sub(lambda match: mask_url(match.group(0)), text)
 
 
 def url_problems(field, url, context="", required=True):

@@ -27,6 +27,7 @@ import functools
 import importlib
 import json
 import os
+import re
 import typing as t
 
 from ansible import constants as C
@@ -45,6 +46,19 @@ display = Display()
 RUN_ON_CONTROLLER_VAR = "ductape_run_on_controller"
 
 COLLECTION_MODULES = "ansible_collections.ductape.webhooks.plugins.modules"
+
+# A connection option that a task leaves out is taken from its variable (inventory, play, role vars),
+# when that is set and not empty; else the module's own fallback applies (DUCTAPE_API_URL,
+# DUCTAPE_ACCESS_KEY, the defaults). No task then needs the access key in its arguments, which
+# ansible-core prints with ANSIBLE_DISPLAY_ARGS_TO_STDOUT (AWX/AAP job events) and module_defaults
+# would put there. Messages about an option taken from a variable name the variable.
+CONNECTION_VARIABLES = (
+    ("api_url", "ductape_api_url"),
+    ("access_key", "ductape_access_key"),
+    ("validate_certs", "ductape_validate_certs"),
+    ("timeout", "ductape_timeout"),
+    ("retries", "ductape_retries"),
+)
 
 
 class ModuleLogic(t.NamedTuple):
@@ -133,6 +147,32 @@ class ControllerModule:
         raise ModuleExit(remove_values(_plain(result), self.no_log_values))
 
 
+def _name_the_variables(result: dict, from_variables: dict[str, str]) -> dict:
+    """The result with its messages naming ``ductape_api_url`` where they say ``api_url`` option, for the
+    options that came from a variable: the name the user set is the one to check."""
+    if not from_variables:
+        return result
+
+    def renamed(text: t.Any) -> t.Any:
+        if not isinstance(text, str):
+            return text
+        for option, variable in from_variables.items():
+            text = re.sub(rf"\bthe {option} option\b", f"the variable {variable}", text)
+            text = re.sub(rf"(^|: |; |\(){option}: ", rf"\g<1>{variable}: ", text)
+        return text
+
+    result = dict(result)
+    for key in ("msg", "warnings"):
+        if isinstance(result.get(key), list):
+            result[key] = [renamed(item) for item in result[key]]
+        elif key in result:
+            result[key] = renamed(result[key])
+    if isinstance(result.get("webhooks"), list):
+        result["webhooks"] = [dict(item, msg=renamed(item["msg"])) if isinstance(item, dict) and "msg" in item
+                              else item for item in result["webhooks"]]
+    return result
+
+
 @contextlib.contextmanager
 def _process_environment(overrides: dict[str, str]) -> t.Iterator[None]:
     """The task's ``environment`` as os.environ, which ``env_fallback`` reads, for the block's duration.
@@ -170,6 +210,7 @@ class ControllerModuleAction(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
 
+        args, from_variables = self._module_args(task_vars)
         reason = self._why_not_on_controller(task_vars)
         logic = None
         if reason is None:
@@ -180,10 +221,23 @@ class ControllerModuleAction(ActionBase):
         if logic is None:
             display.vvv(f"{self._task.action}: running the module on the target, as {reason}",
                         host=self._play_context.remote_addr)
-            return merge_hash(result, self._run_as_module(task_vars))
+            return merge_hash(result, _name_the_variables(self._run_as_module(args, task_vars), from_variables))
 
         display.vvv(f"{self._task.action}: running in the controller process", host=self._play_context.remote_addr)
-        return merge_hash(result, self._run_in_process(logic, task_vars))
+        return merge_hash(result, _name_the_variables(self._run_in_process(logic, task_vars, args), from_variables))
+
+    def _module_args(self, task_vars: dict) -> tuple[dict, dict[str, str]]:
+        """The task's arguments plus the connection options taken from variables, and which those are."""
+        args = dict(self._task.args)
+        from_variables = {}
+        for option, variable in CONNECTION_VARIABLES:
+            if args.get(option) is not None or variable not in task_vars:
+                continue
+            value = self._templar.template(task_vars[variable])
+            if value is not None and value != "":
+                args[option] = value
+                from_variables[option] = variable
+        return args, from_variables
 
     def _why_not_on_controller(self, task_vars: dict) -> str | None:
         wanted = task_vars.get(RUN_ON_CONTROLLER_VAR, True)
@@ -202,9 +256,9 @@ class ControllerModuleAction(ActionBase):
             return "the task is async"
         return None
 
-    def _run_as_module(self, task_vars: dict) -> dict:
+    def _run_as_module(self, args: dict, task_vars: dict) -> dict:
         wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
-        result = self._execute_module(task_vars=task_vars, wrap_async=wrap_async)
+        result = self._execute_module(module_args=args, task_vars=task_vars, wrap_async=wrap_async)
         if not wrap_async:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return result
@@ -214,10 +268,10 @@ class ControllerModuleAction(ActionBase):
         self._compute_environment_string(raw_environment_out=environment)
         return environment
 
-    def _run_in_process(self, logic: ModuleLogic, task_vars: dict) -> dict:
+    def _run_in_process(self, logic: ModuleLogic, task_vars: dict, args: dict) -> dict:
         with _process_environment(self._task_environment()):
             # Plain data first: the validator deep-copies its input, and templated values copy slowly.
-            module = ControllerModule(logic.argument_spec, _validator(self.module_name), _plain(dict(self._task.args)),
+            module = ControllerModule(logic.argument_spec, _validator(self.module_name), _plain(args),
                                       check_mode=bool(self._task.check_mode), diff=bool(self._task.diff),
                                       inject_invocation=core_injects_invocation(task_vars))
         try:

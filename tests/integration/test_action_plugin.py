@@ -178,7 +178,8 @@ def test_no_secret_is_printed_at_vvv_except_by_ansible_cores_exec_line_of_the_mo
 # provider's can be ("acme", "POST", "a", "e"): were they removed as substrings, as ansible-core does
 # with no_log values, the product acme-shop would read ********-shop, method POST would read
 # VALUE_SPECIFIED_IN_NO_LOG_PARAMETER and action "created" would lose its a and e. The distinctive
-# values (a bearer token, a password and a token inside the url) show that nothing secret is printed.
+# values (a bearer token, a password and a token inside the url) show that nothing secret is printed;
+# the steps do not read the server's listing, which is the server's answer, not the modules' output.
 SHOP = "acme-shop"
 SHOP_TAG = "shopify-orders"
 SHOP_SEED = {
@@ -196,23 +197,23 @@ ORDINARY_AUTH = {"params": {"shop": "acme"}, "headers": {"X-Verb": "POST", "Auth
                  "body": {"events": ["a", "e"]}}
 SHOP_WEBHOOK = {"product": SHOP, "access_tag": SHOP_TAG, "webhook_tag": "order_created"}
 SHOP_ENVS = [{"slug": "prd", "url": SHOP_URL, "method": "POST", "auth": ORDINARY_AUTH}]
-SHOP_SECRETS = (KEY, "sk_live_scrub_7d1f03")
+SHOP_SECRETS = (KEY, "sk_live_scrub_7d1f03", URL_PASSWORD, URL_TOKEN)
 NO_LOG_MARKER = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 SHOP_STEPS = [
-    Step("create", {"ductape.webhooks.ductape_webhook": {**SHOP_WEBHOOK, "envs": SHOP_ENVS}}, diff=True),
-    Step("again", {"ductape.webhooks.ductape_webhook": {**SHOP_WEBHOOK, "envs": SHOP_ENVS}}, diff=True),
+    Step("create", {"ductape.webhooks.ductape_webhook": {**SHOP_WEBHOOK, "envs": SHOP_ENVS}}, diff=True, read_state=False),
+    Step("again", {"ductape.webhooks.ductape_webhook": {**SHOP_WEBHOOK, "envs": SHOP_ENVS}}, diff=True, read_state=False),
     Step("unknown_env", {"ductape.webhooks.ductape_webhook": {
-        **SHOP_WEBHOOK, "envs": [dict(SHOP_ENVS[0], slug="qa")]}}, expect_failure=True),
-    Step("info", {"ductape.webhooks.ductape_webhook_info": {"product": SHOP, "access_tag": SHOP_TAG}}),
+        **SHOP_WEBHOOK, "envs": [dict(SHOP_ENVS[0], slug="qa")]}}, expect_failure=True, read_state=False),
+    Step("info", {"ductape.webhooks.ductape_webhook_info": {"product": SHOP, "access_tag": SHOP_TAG}}, read_state=False),
     # Several argument errors at once: one validator (ansible-core's), every error in one message,
     # the same message in both paths.
     Step("several_errors", {"ductape.webhooks.ductape_webhook": {
         **SHOP_WEBHOOK, "colour": "blue", "retries": "many",
-        "envs": [{"slug": "prd", "method": "TRACE", "bogus": 1, "auth": ORDINARY_AUTH}]}}, expect_failure=True),
+        "envs": [{"slug": "prd", "method": "TRACE", "bogus": 1, "auth": ORDINARY_AUTH}]}}, expect_failure=True, read_state=False),
     Step("batch_errors", {"ductape.webhooks.ductape_webhook": {
         "product": SHOP, "webhooks": [{"access_tag": SHOP_TAG, "webhook_tag": "order_created",
                                        "envs": [{"slug": "prd", "method": "TRACE", "auth": ORDINARY_AUTH}]},
-                                      {"access_tag": SHOP_TAG, "envs": "prd"}]}}, expect_failure=True),
+                                      {"access_tag": SHOP_TAG, "envs": "prd"}]}}, expect_failure=True, read_state=False),
 ]
 
 
@@ -303,3 +304,107 @@ def test_several_argument_errors_are_all_reported_in_one_message(shop_runs):
         "missing required arguments: webhook_tag found in webhooks",
         "Elements value for option 'envs' found in 'webhooks' is of type str and we were unable to convert to dict: "
         "dictionary requested, could not parse JSON or key=value"], batch
+
+
+# The connection from variables: no task needs the access key (or the API's URL) in its arguments,
+# which ANSIBLE_DISPLAY_ARGS_TO_STDOUT prints into every task banner (AWX/AAP job events), and a
+# message about an option taken from a variable names the variable. Both paths; the role too.
+ROLE_INVENTORY_ENVS = {"prd": {"ductape_receiver_base_url": "https://api.example.com",
+                               "ductape_webhook_auth": {ACCESS_TAG: {"headers": {"X-Env": AUTH_SECRET}}}},
+                       "stg": {"ductape_receiver_base_url": "https://stg.example.com"}}
+
+
+def run_connection_play(workdir: Path, host: str, tasks: list[dict[str, Any]], variables: dict[str, Any],
+                        roles: list[dict[str, Any]] | None = None) -> subprocess.CompletedProcess[str]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    play = {"hosts": host, "gather_facts": False, "vars": variables, "tasks": tasks}
+    if roles:
+        play["roles"] = roles
+    (workdir / "playbook.yml").write_text(yaml.safe_dump([play], sort_keys=False), encoding="utf-8")
+    inventory = {"all": {"hosts": HOSTS, "children": {"ductape_environments": {"hosts": ROLE_INVENTORY_ENVS}}}}
+    (workdir / "inventory.yml").write_text(yaml.safe_dump(inventory), encoding="utf-8")
+    return subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", "inventory.yml", "playbook.yml", "-vvv", "--diff"], cwd=workdir,
+        env=ansible_env(workdir, {"ANSIBLE_DISPLAY_ARGS_TO_STDOUT": "True"}), capture_output=True, text=True,
+        timeout=300, check=False)
+
+
+def last_result(output: str, task: str) -> dict[str, Any]:
+    """The JSON result -vvv printed for the task named ``task``."""
+    block = output[output.rindex(f"TASK [{task}"):]
+    return json.JSONDecoder().raw_decode(block[block.index("=> {") + 3:])[0]
+
+
+@pytest.mark.parametrize("host", list(HOSTS))
+def test_the_connection_comes_from_variables_and_no_task_prints_the_key(tmp_path, host):
+    from playbook import unreachable_url
+    with LocalServer(SEED) as server:
+        tasks = [
+            {"name": "info", "ductape.webhooks.ductape_webhook_info": {"product": PRODUCT, "access_tag": ACCESS_TAG}},
+            {"name": "unreachable", "ductape.webhooks.ductape_webhook_info": {"product": PRODUCT, "access_tag": ACCESS_TAG},
+             "vars": {"ductape_api_url": unreachable_url()}, "ignore_errors": True},
+        ]
+        completed = run_connection_play(tmp_path, host, tasks, {"ductape_api_url": server.url,
+                                                                "ductape_access_key": KEY})
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output[-6000:]
+    assert [hook["tag"] for hook in last_result(output, "info")["webhooks"]] == ["charge_refunded", "payment_succeeded"]
+    unreachable = last_result(output, "unreachable")
+    assert "check the variable ductape_api_url" in unreachable["msg"], unreachable
+    assert "api_url option" not in unreachable["msg"]
+    # The banners print the task arguments: there is no key among them, and none anywhere else.
+    assert "TASK [info product=" in output
+    assert KEY not in output and "access_key=" not in output
+
+
+def role_play(server_url: str, webhooks: list[dict[str, Any]], **variables: Any) -> dict[str, Any]:
+    return {"ductape_api_url": server_url, "ductape_access_key": KEY, "ductape_product": PRODUCT,
+            "ductape_webhooks": webhooks, **variables}
+
+
+ROLE_WEBHOOKS = [{"access_tag": ACCESS_TAG, "webhook_tag": "payment_succeeded", "path": "/hooks/paid"}]
+
+
+@pytest.mark.parametrize("host", list(HOSTS))
+def test_the_role_makes_two_module_tasks_prints_no_key_and_names_ductape_api_url(tmp_path, host):
+    from playbook import unreachable_url
+    with LocalServer(SEED) as server:
+        webhooks = ROLE_WEBHOOKS + [{"access_tag": ACCESS_TAG, "webhook_tag": "charge_refunded", "path": "/r",
+                                     "overrides": {"stg": {"mode": "link"}}}]
+        completed = run_connection_play(tmp_path / "ok", host, [], role_play(server.url, webhooks),
+                                        roles=[{"role": "ductape.webhooks.register"}])
+        output = completed.stdout + completed.stderr
+        assert completed.returncode == 0, output[-6000:]
+        # Two module tasks in all, each run once: one per form, whatever the number of webhooks.
+        assert output.count("TASK [ductape.webhooks.register : Register every webhook") == 1
+        assert output.count("TASK [ductape.webhooks.register : Generate the link of every webhook") == 1
+        # Every ductape action plugin invocation says at -vvv which path it takes: two in the whole run.
+        assert len(re.findall(f"({IN_PROCESS}|{AS_MODULE})", output)) == 2, output[-6000:]
+        assert KEY not in output and "access_key=" not in output and AUTH_SECRET not in output
+
+        down = run_connection_play(tmp_path / "down", host, [], role_play(unreachable_url(), ROLE_WEBHOOKS),
+                                   roles=[{"role": "ductape.webhooks.register"}])
+    output = down.stdout + down.stderr
+    assert down.returncode != 0
+    failure = last_result(output, "ductape.webhooks.register : Fail with the reason")
+    assert "ductape_api_url" in failure["msg"] and "api_url option" not in failure["msg"], failure["msg"]
+    assert KEY not in output
+
+
+@pytest.mark.parametrize("webhooks, expected", [
+    (["just-a-string"], "ductape_webhooks[0]: must be a mapping with access_tag, webhook_tag and a receiver (got a string)"),
+    (ROLE_WEBHOOKS * 3 + [dict(ROLE_WEBHOOKS[0], webhook_tag="charge_refunded", method="TRACE")],
+     "ductape_webhooks[3].method: must be one of GET, POST, PUT, PATCH, DELETE (got \"TRACE\")"),
+    ("not-a-list", "ductape_webhooks: must be a list of webhooks (got a string)"),
+])
+def test_the_roles_input_errors_name_the_webhook_by_index_and_field(tmp_path, webhooks, expected):
+    with LocalServer(SEED) as server:
+        completed = run_connection_play(tmp_path, "controller", [], role_play(server.url, webhooks),
+                                        roles=[{"role": "ductape.webhooks.register"}])
+        writes = server.stats()["writes"]
+    output = completed.stdout + completed.stderr
+    assert completed.returncode != 0
+    failure = last_result(output, "ductape.webhooks.register : Stop before anything is written")
+    assert expected in failure["msg"], failure["msg"]
+    assert "dictionary requested" not in output and "argument_spec_data" not in output
+    assert writes == 0

@@ -85,7 +85,7 @@ class EnvState:
         self.slug = slug
         self.url = url
         self.method = (method or "POST").upper() if isinstance(method, str) or method is None else method
-        self.auth = auth or {}
+        self.auth = auth  # as given, so that check_states sees a value of the wrong shape
         self.link_only = link_only
         self.field = field
 
@@ -96,7 +96,7 @@ class EnvState:
 
     def desired(self):
         """What the register request sends for this env."""
-        return dict(slug=self.slug, url=self.url, method=self.method, auth=self.auth)
+        return dict(slug=self.slug, url=self.url, method=self.method, auth=self.auth or {})
 
 
 class WebhookState:
@@ -203,7 +203,7 @@ def check_states(webhooks, state):
             lambda index, envs=webhook.envs: envs[index].field_of("slug"), "env"))
         for env in webhook.envs:
             context = " in env %s" % quoted(env.slug)
-            problems.extend(auth_problems(env.field_of("auth"), env.auth or None, context))
+            problems.extend(auth_problems(env.field_of("auth"), env.auth, context))
             if state == "present":
                 problems.extend(method_problems(env.field_of("method"), env.method, context))
                 problems.extend(url_problems(env.field_of("url"), env.url, context))

@@ -86,9 +86,10 @@ AS_MODULE = "running the module on the target"
 def run_on(host: str, server: LocalServer, workdir: Path, steps: list[Step] | None = None,
            module_defaults: dict[str, Any] | None = None, state_query: dict[str, str] | None = None,
            env: dict[str, str] | None = None) -> Run:
+    steps = STEPS if steps is None else steps
     workdir.mkdir(parents=True, exist_ok=True)
     [play] = yaml.safe_load(steps_playbook(
-        STEPS if steps is None else steps, module_defaults=module_defaults or {"group/ductape.webhooks.ductape": {"api_url": "{{ server_url }}"}},
+        steps, module_defaults=module_defaults or {"group/ductape.webhooks.ductape": {"api_url": "{{ server_url }}"}},
         state_query=state_query or {"product": PRODUCT, "access_tag": ACCESS_TAG}))
     play["hosts"] = host
     play["vars"] = {}

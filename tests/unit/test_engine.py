@@ -306,3 +306,9 @@ def test_a_server_that_is_down_is_one_warning_for_the_whole_task_whatever_the_pa
     assert len(http.sent) <= 2 * len(webhooks)
     report = engine.batch_report(outcomes, False)
     assert "connection refused" in report["msg"]
+
+
+@pytest.mark.parametrize("auth, kind", [("", "a string"), ([], "a list"), (0, "a number"), (False, "a boolean")])
+def test_an_auth_of_the_wrong_shape_is_refused_even_when_it_is_empty(auth, kind):
+    [problem] = engine.check_states([state("a", ("prd", "https://h.example/a", auth))], "present")
+    assert problem.startswith("auth: must be a mapping") and kind in problem, problem

@@ -69,10 +69,14 @@ def test_key_not_allowed_on_the_product_is_403(api):
         params={"product": "my-product", "access_tag": "stripe-payments"}), 403).startswith("product:")
 
 
-def test_uuid_of_a_product_the_key_may_not_use_is_403(api):
+def test_uuid_of_a_product_the_key_may_not_use_answers_as_an_unknown_uuid(api):
+    """A DELETE must not tell a key holder that a uuid exists, nor which product it belongs to."""
     uuid = api.register().json()["data"]["envs"][0]["uuid"]
-    assert error_of(api.delete(uuid, key=OTHER_KEY), 403) == (
-        'uuid: this access key is not allowed on product "my-product"')
+    unknown = "00000000-0000-4000-8000-000000000000"
+    answer, unknown_answer = api.delete(uuid, key=OTHER_KEY), api.delete(unknown, key=OTHER_KEY)
+    assert error_of(answer, 404) == f'uuid: no registration "{uuid}"'
+    assert error_of(unknown_answer, 404) == f'uuid: no registration "{unknown}"'
+    assert "my-product" not in answer.text
     assert api.delete(uuid).status_code == 200  # still there: the refused DELETE removed nothing
 
 

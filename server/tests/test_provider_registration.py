@@ -90,7 +90,9 @@ def test_unchanged_register_makes_no_provider_call_and_a_change_makes_one(api, p
 
 def test_generate_link_never_calls_the_provider(api, provider):
     link = data_of(api.generate_link(webhook_tag="refund_link_mode", env="prd"))
-    assert provider.calls_under("/refund_link_mode/") == [] and link["provider_registration"] is None
+    assert provider.calls_under("/refund_link_mode/") == []
+    # The env has a registration endpoint and the provider does not hold the link: not yet sent.
+    assert link["provider_registration"] == {"status": "unregistered", "http_status": None, "at": None, "error": None}
 
 
 @pytest.mark.parametrize("tag", ["refund_query", "refund_headers"])
@@ -156,3 +158,30 @@ def test_a_provider_call_under_way_reads_pending_and_its_failure_failed():
             assert answers[0].status_code == 502, answers[0].text
             [stored] = live_registrations(api, webhook_tag="refund_body")
             assert stored["provider_registration"]["status"] == "failed", stored
+
+
+def test_an_endpoint_added_to_the_seed_later_shows_the_registration_as_not_sent(provider, tmp_path):
+    """Issue 11: a registration made while its app env had no provider registration endpoint showed
+    provider_registration null ("no endpoint") forever once the seed gained one; it must read as not
+    yet sent to the provider, and the next register must send it."""
+    seed = example_seed()
+    seed["apps"][0]["webhooks"].append({"tag": "added_later", "name": "added later"})
+    db = tmp_path / "ductape.db"
+    envs = [{"slug": "prd", "url": "https://api.example.com/later", "auth": AUTH},
+            {"slug": "stg", "url": "https://stg.example.com/later"}]
+    with LocalServer(seed, db_path=db) as server:
+        first = {r["productEnv"]: r for r in data_of(Api(server).register(webhook_tag="added_later", envs=envs))["envs"]}
+        assert first["prd"]["provider_registration"] is None
+    seed["apps"][0]["webhooks"][-1]["registration"] = {"live": {
+        "url": f"{provider.url}/added_later/v1/accounts/{{account}}/webhook_endpoints", "method": "POST",
+        "link_in": "body", "link_key": "url"}}
+    with LocalServer(seed, db_path=db) as server:
+        api = Api(server)
+        listed = {r["productEnv"]: r for r in live_registrations(api, webhook_tag="added_later")}
+        assert listed["prd"]["provider_registration"]["status"] == "unregistered"
+        assert listed["stg"]["provider_registration"] is None  # stg's app env ("test") still has no endpoint
+        before = len([c for c in provider.calls if c.path.startswith("/added_later/")])
+        again = {r["productEnv"]: r for r in data_of(api.register(webhook_tag="added_later", envs=envs))["envs"]}
+        assert again["prd"]["provider_registration"]["status"] == "registered" and again["prd"]["changed"]
+        assert not again["stg"]["changed"]
+        assert len([c for c in provider.calls if c.path.startswith("/added_later/")]) == before + 1

@@ -73,7 +73,7 @@ def test_each_readme_call_answers_as_the_contract_says(server):
     envs = {env["productEnv"]: env for env in first["data"]["envs"]}
     assert sorted(envs) == ["prd", "stg"] and all(env["changed"] for env in envs.values()), first
     assert envs["prd"]["auth"] == {"headers": {"Stripe-Signature-Secret": "********"}}
-    assert envs["prd"]["auth_digest"].startswith("sha256:")
+    assert envs["prd"]["auth_digest"].startswith("hmac-sha256:")
     assert envs["prd"]["link"].endswith("/webhooks/v1/process/" + envs["prd"]["uuid"])
     again = run_curl(register, server)
     assert [env["changed"] for env in again["data"]["envs"]] == [False, False], again

@@ -68,7 +68,8 @@ def test_fault_for_an_unknown_route_is_refused(api, tag):
     with pytest.raises(LocalServerError, match="route: no route"):
         api.server.fault("POST /webhooks/v1/registr", 503)
     response = requests.post(api.server.url + "/_local/faults", json={"route": "GET /webhooks/v1/webhooks",
-                                                                      "status": 200}, timeout=10)
+                                                                      "status": 200},
+                             headers=api.server.auth_headers, timeout=10)
     assert error_of(response, 422).startswith("status: ")
 
 
@@ -81,3 +82,13 @@ def test_a_502_fault_answers_as_a_gateway_without_the_envelope(api, tag):
     assert response.headers["content-type"].startswith("text/plain"), response.headers
     assert "Bad Gateway" in response.text
     assert api.webhooks().status_code == 200
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer dtl_not_a_key"}, {"x-access-token": ""}])
+def test_faults_take_an_access_key(api, tag, headers):
+    """Whoever reaches the port must not be able to fail every tenant's requests."""
+    for method, kwargs in (("POST", {"json": {"route": "POST /webhooks/v1/register", "status": 503, "count": 5}}),
+                           ("DELETE", {})):
+        response = requests.request(method, api.server.url + "/_local/faults", headers=headers, timeout=10, **kwargs)
+        assert error_of(response, 401).startswith(("missing access key", "unknown access key"))
+    assert api.register(webhook_tag=tag).status_code == 200

@@ -151,7 +151,9 @@ def steps_playbook(steps: list[Step], *, module_defaults: dict[str, Any] | None 
             tasks.append({
                 "name": f"{step.name}: arm fault {index}",
                 "ansible.builtin.uri": {"url": "{{ server_url }}/_local/faults", "method": "POST",
-                                        "body_format": "json", "body": fault, "use_proxy": False},
+                                        "body_format": "json", "body": fault, "use_proxy": False,
+                                        "headers": {"Authorization": "Bearer {{ observer_key }}"}},
+                "no_log": True,  # faults take an access key
             })
         tasks.append({"name": f"{step.name}: counts before",
                       "ansible.builtin.set_fact": {f"{var}_before": stats}})

@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import auth_matches
+from ductape_local.auth_digest import auth_matches
 from ductape_local.testing import LocalServer
 from playbook import Step, run_steps
 
@@ -148,7 +148,7 @@ def test_apply_writes_one_register_request_per_webhook(run):
         run.describe("create")
     after = stored(run, "create")
     for tag in TAGS:
-        assert auth_matches(PRD_AUTH, after[tag]["prd"]["auth_digest"])
+        assert auth_matches(after[tag]["prd"]["auth_digest"], PRD_AUTH)
         assert (after[tag]["stg"]["url"], after[tag]["stg"]["method"]) == (url("stg", tag), "PUT")
         links = {env["slug"]: env["link"] for env in outcomes(result)[tag]["envs"]}
         assert links == {env: after[tag][env]["link"] for env in ("prd", "stg")}
@@ -173,7 +173,7 @@ def test_only_the_webhooks_that_differ_are_written_and_the_diff_names_them(run):
     assert run.delta("change")["requests"] == {"GET /webhooks/v1/webhooks": 4, "POST /webhooks/v1/register": 2}
     assert [outcome["changed"] for outcome in result["webhooks"]] == [True, True, False, False]
     after = stored(run, "change")
-    assert auth_matches(PRD_AUTH_2, after[TAGS[0]]["prd"]["auth_digest"])
+    assert auth_matches(after[TAGS[0]]["prd"]["auth_digest"], PRD_AUTH_2)
     assert after[TAGS[1]]["stg"]["url"] == url("stg", TAGS[1], "v2")
     assert after[TAGS[2]] == stored(run, "again")[TAGS[2]]
     for diff in (check["diff"], result["diff"]):

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import auth_matches
+from ductape_local.auth_digest import auth_matches
 from ductape_local.testing import LocalServer
 from playbook import Step, run_steps, unreachable_url
 
@@ -197,7 +197,7 @@ def test_a_fully_registered_env_is_reused_and_keeps_its_auth(run):
     assert (moved["action"], moved["uuid"]) == ("updated", registered["uuid"]), run.describe("link_moves_registered")
     registration = stored(run, "link_moves_registered")["prd"]
     assert registration["url"] == PRD_URL_2
-    assert auth_matches(PRD_AUTH, registration["auth_digest"]), "moving the link lost the stored auth"
+    assert auth_matches(registration["auth_digest"], PRD_AUTH), "moving the link lost the stored auth"
 
 
 @pytest.mark.parametrize("step, expected", [

@@ -51,8 +51,9 @@ def fault(route: str, status: int, count: int, retry_after: int | None = None) -
     body: dict[str, Any] = {"route": route, "status": status, "count": count}
     if retry_after is not None:
         body["retry_after"] = retry_after
-    return {"name": f"inject {count} x {status} on {route}", "ansible.builtin.uri": {
-        "url": "{{ faults_url }}", "method": "POST", "body_format": "json", "body": body}}
+    return {"name": f"inject {count} x {status} on {route}", "no_log": True, "ansible.builtin.uri": {
+        "url": "{{ faults_url }}", "method": "POST", "body_format": "json", "body": body,
+        "headers": {"Authorization": "Bearer {{ faults_key }}"}}}
 
 
 def webhook_task(name: str, tag: str, register: str, **extra: Any) -> dict[str, Any]:
@@ -98,7 +99,8 @@ def fault_play(server_url: str, key: str, proxy_url: str) -> dict[str, Any]:
         {"name": "read what the exhausted register left", "register": "after_exhausted", "ignore_errors": True,
          "ductape.webhooks.ductape_webhook_info": {
              "product": PRODUCT, "access_tag": ACCESS_TAG, "webhook_tag": "wh_exhausted"}},
-        {"name": "clear the faults left over", "ansible.builtin.uri": {"url": "{{ faults_url }}", "method": "DELETE"}},
+        {"name": "clear the faults left over", "no_log": True, "ansible.builtin.uri": {
+            "url": "{{ faults_url }}", "method": "DELETE", "headers": {"Authorization": "Bearer {{ faults_key }}"}}},
         webhook_task("register again once the API is back", "wh_exhausted", "rexhausted_again"),
         webhook_task("register the webhook to delete", "wh_delete", "rdelete_setup"),
         *faults("rdelete"),
@@ -114,7 +116,7 @@ def fault_play(server_url: str, key: str, proxy_url: str) -> dict[str, Any]:
         "name": "Modules through injected faults",
         "hosts": "localhost",
         "gather_facts": False,
-        "vars": {"faults_url": server_url + "/_local/faults"},
+        "vars": {"faults_url": server_url + "/_local/faults", "faults_key": key},
         "module_defaults": {"group/ductape.webhooks.ductape": {
             "api_url": server_url, "access_key": key, "retries": 3, "timeout": 10}},
         "tasks": tasks,

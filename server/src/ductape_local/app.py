@@ -7,6 +7,7 @@ from ductape_local import __version__, control_plane, ingress, test_mode
 from ductape_local.catalog import Catalog, SeedError, load_seed_file, parse_catalog
 from ductape_local.config import ServerConfig
 from ductape_local.envelope import install_error_handlers
+from ductape_local.limits import Guard
 from ductape_local.registrations import Registrar
 from ductape_local.store import Store
 
@@ -37,4 +38,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.include_router(ingress.router)
     if config.test_mode:
         test_mode.install(app)
+    # Added last, so outermost: it answers every failure of the routes and middleware inside it.
+    app.add_middleware(Guard, fastapi_app=app, max_request_body=config.max_request_body,
+                       body_timeout=config.body_timeout, test_mode=config.test_mode)
     return app

@@ -81,6 +81,13 @@ class Catalog:
     products: dict[str, Product]
     apps: dict[str, App]
 
+    def provider_endpoint(self, product: str, access_tag: str, webhook_tag: str, app_env: str) -> ProviderEndpoint | None:
+        """The provider registration endpoint that the seed declares now for this webhook and app env."""
+        connection = self.products[product].connections.get(access_tag) if product in self.products else None
+        app = self.apps.get(connection.app) if connection else None
+        webhook = app.webhooks.get(webhook_tag) if app else None
+        return webhook.registration.get(app_env) if webhook else None
+
     def products_for_key(self, key: str) -> frozenset[str] | None:
         fingerprint = key_fingerprint(key)
         for known, products in self.key_products.items():

@@ -7,9 +7,11 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from ductape_local import config
 from ductape_local.catalog import SeedError
-from ductape_local.config import ServerConfig, default_public_url
+from ductape_local.config import ServerConfig, default_public_url, number_option
 from ductape_local.delivery import retry_schedule_argument
+from ductape_local.limits import guarded_protocol
 
 INGRESS_PATH = "/webhooks/v1/process/"
 
@@ -53,24 +55,51 @@ def example_seed() -> str:
     return resources.files("ductape_local").joinpath("example_seed.yaml").read_text(encoding="utf-8")
 
 
+def _seconds(values: tuple[float, ...]) -> str:
+    return ",".join(f"{v:g}" for v in values)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ductape-local", description="A Ductape-compatible webhook server on SQLite.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the server")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=4311, help="port to listen on (default: %(default)s)")
-    serve.add_argument("--db", type=Path, default=Path("ductape-local.db"), help="SQLite file (default: %(default)s)")
+    serve.add_argument("--host", default=config.DEFAULT_HOST, help="address to listen on (default: %(default)s)")
+    serve.add_argument("--port", type=number_option("port"), default=config.DEFAULT_PORT,
+                       help="port to listen on (default: %(default)s)")
+    serve.add_argument("--db", type=Path, default=Path(config.DEFAULT_DB), help="SQLite file (default: %(default)s)")
     serve.add_argument("--seed", type=Path, help="seed YAML to load; without it, the database's stored seed is used")
     serve.add_argument("--public-url", help="base URL of the wrapped links (default: http://HOST:PORT)")
     serve.add_argument("--test-mode", action="store_true", help="add the /_local/stats and /_local/faults routes")
-    serve.add_argument("--provider-timeout", type=float, default=5.0,
+    serve.add_argument("--provider-timeout", type=number_option("provider_timeout"),
+                       default=config.DEFAULT_PROVIDER_TIMEOUT,
                        help="seconds to wait for a provider's registration endpoint (default: %(default)s)")
-    serve.add_argument("--max-body", type=int, default=1024 * 1024,
+    serve.add_argument("--max-body", type=number_option("max_body"), default=config.DEFAULT_MAX_BODY,
                        help="largest provider event body accepted, in bytes (default: %(default)s)")
-    serve.add_argument("--retry-schedule", type=retry_schedule_argument, default="1,5,30,120,600",
+    serve.add_argument("--retry-schedule", type=retry_schedule_argument,
+                       default=_seconds(config.DEFAULT_RETRY_SCHEDULE),
                        help="seconds to wait before each retry of a delivery (default: %(default)s)")
-    serve.add_argument("--delivery-timeout", type=float, default=10.0,
+    serve.add_argument("--delivery-timeout", type=number_option("delivery_timeout"),
+                       default=config.DEFAULT_DELIVERY_TIMEOUT,
                        help="seconds to wait for a receiver's answer (default: %(default)s)")
+    serve.add_argument("--block-private-destinations", action="store_true",
+                       help="refuse receiver urls that are or resolve to loopback, link-local, private or reserved "
+                            "addresses, at registration and at delivery (for a deployed relay; off by default)")
+    serve.add_argument("--max-request-body", type=number_option("max_request_body"),
+                       default=config.DEFAULT_MAX_REQUEST_BODY,
+                       help="largest control-plane request body, in bytes (default: %(default)s)")
+    serve.add_argument("--body-timeout", type=number_option("body_timeout"), default=config.DEFAULT_BODY_TIMEOUT,
+                       help="seconds allowed for each read of a request body; slower bodies get 408 "
+                            "(default: %(default)s)")
+    serve.add_argument("--header-timeout", type=number_option("header_timeout"),
+                       default=config.DEFAULT_HEADER_TIMEOUT,
+                       help="seconds a connection has to send a request's headers (default: %(default)s)")
+    serve.add_argument("--keep-alive", type=number_option("keep_alive"), default=config.DEFAULT_KEEP_ALIVE,
+                       help="seconds an idle keep-alive connection stays open (default: %(default)s)")
+    serve.add_argument("--max-connections", type=number_option("max_connections"),
+                       default=config.DEFAULT_MAX_CONNECTIONS,
+                       help="concurrent connections and requests served; more are answered 503 (default: %(default)s)")
+    serve.add_argument("--backlog", type=number_option("backlog"), default=config.DEFAULT_BACKLOG,
+                       help="connections waiting to be accepted (default: %(default)s)")
     commands.add_parser("seed-example", help="print a commented example seed")
     return parser
 
@@ -80,7 +109,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from ductape_local.app import create_app
 
-    config = ServerConfig(
+    config_ = ServerConfig(
         db_path=args.db,
         public_url=args.public_url or default_public_url(args.host, args.port),
         seed_path=args.seed,
@@ -89,19 +118,30 @@ def serve(args: argparse.Namespace) -> int:
         max_body=args.max_body,
         retry_schedule=args.retry_schedule,
         delivery_timeout=args.delivery_timeout,
+        host=args.host,
+        port=args.port,
+        block_private_destinations=args.block_private_destinations,
+        max_request_body=args.max_request_body,
+        body_timeout=args.body_timeout,
+        header_timeout=args.header_timeout,
+        keep_alive=args.keep_alive,
+        max_connections=args.max_connections,
+        backlog=args.backlog,
     )
     try:
-        app = create_app(config)
+        app = create_app(config_)
     except SeedError as exc:
         print(f"ductape-local: seed error: {exc}", file=sys.stderr)
         return 2
     catalog = app.state.catalog
     definitions = sum(len(a.webhooks) for a in catalog.apps.values())
-    source = f"seed {config.seed_path}" if config.seed_path else f"the seed stored in {config.db_path}"
+    source = f"seed {config_.seed_path}" if config_.seed_path else f"the seed stored in {config_.db_path}"
     print(f"ductape-local: loaded {source} (products: {len(catalog.products)}, apps: {len(catalog.apps)}, webhook "
-          f"definitions: {definitions}); links on {config.public_url}" + ("; test mode" if config.test_mode else ""),
+          f"definitions: {definitions}); links on {config_.public_url}" + ("; test mode" if config_.test_mode else ""),
           file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=LOG_CONFIG, timeout_graceful_shutdown=3)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=LOG_CONFIG, timeout_graceful_shutdown=3,
+                http=guarded_protocol(config_.header_timeout, config_.body_timeout), timeout_keep_alive=config_.keep_alive,
+                limit_concurrency=config_.max_connections, backlog=config_.backlog)
     return 0
 
 

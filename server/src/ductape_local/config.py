@@ -1,10 +1,77 @@
-"""How one ductape-local process was asked to run."""
+"""How one ductape-local process was asked to run: every option's default, and its bounds.
+
+The defaults live here and only here: cli.py, the delivery worker and the tests read them from this
+module. `number_option` makes the argparse type of each numeric option, so that a value out of its
+bounds (0, -1, nan, inf, 1e309, a word) is refused at start naming the option and the value.
+"""
 from __future__ import annotations
 
+import argparse
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+from urllib.parse import urlsplit
 
-from ductape_local.delivery import DEFAULT_DELIVERY_TIMEOUT, DEFAULT_RETRY_SCHEDULE
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4311
+DEFAULT_DB = "ductape-local.db"
+DEFAULT_PROVIDER_TIMEOUT = 5.0
+DEFAULT_MAX_BODY = 1024 * 1024              # largest provider event, bytes
+DEFAULT_RETRY_SCHEDULE = (1.0, 5.0, 30.0, 120.0, 600.0)
+DEFAULT_DELIVERY_TIMEOUT = 10.0
+DEFAULT_MAX_REQUEST_BODY = 1024 * 1024      # largest control-plane request, bytes
+DEFAULT_BODY_TIMEOUT = 10.0                 # seconds for each read of a request body
+DEFAULT_HEADER_TIMEOUT = 10.0               # seconds for a request's headers
+DEFAULT_KEEP_ALIVE = 5.0                    # seconds an idle keep-alive connection stays open
+DEFAULT_MAX_CONNECTIONS = 1000              # concurrent connections and requests; more get 503
+DEFAULT_BACKLOG = 2048
+
+# (lowest, highest) accepted for each numeric option; None = no bound on that side.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "port": (1, 65535),
+    "provider_timeout": (0.001, 3600),
+    "max_body": (1, 1024 ** 3),
+    "delivery_timeout": (0.001, 3600),
+    "max_request_body": (1024, 1024 ** 3),
+    "body_timeout": (0.001, 3600),
+    "header_timeout": (0.001, 3600),
+    "keep_alive": (0.001, 3600),
+    "max_connections": (1, 1_000_000),
+    "backlog": (1, 65535),
+}
+
+
+INTEGER_OPTIONS = frozenset({"port", "max_body", "max_request_body", "max_connections", "backlog"})
+
+
+def check_number(name: str, value: object) -> float | int:
+    """`value` (a number or its text) as option `name` takes it; ValueError naming the option and value."""
+    low, high = BOUNDS[name]
+    integer = name in INTEGER_OPTIONS
+    problem = (f"--{name.replace('_', '-')} must be {'a whole' if integer else 'a finite'} number "
+               f"from {low:g} to {high:g} (got {str(value)!r})")
+    if isinstance(value, bool):
+        raise ValueError(problem)
+    try:
+        number: float | int = int(str(value)) if integer else float(str(value))
+    except ValueError:
+        raise ValueError(problem) from None
+    if not math.isfinite(number) or not low <= number <= high:
+        raise ValueError(problem)
+    return number
+
+
+def number_option(name: str) -> Callable[[str], float | int]:
+    """The argparse type of the numeric option `name`, whose usage error then names option and value."""
+
+    def parse(text: str) -> float | int:
+        try:
+            return check_number(name, text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
 
 
 @dataclass(frozen=True)
@@ -13,10 +80,39 @@ class ServerConfig:
     public_url: str
     seed_path: Path | None = None
     test_mode: bool = False
-    provider_timeout: float = 5.0
-    max_body: int = 1024 * 1024
+    provider_timeout: float = DEFAULT_PROVIDER_TIMEOUT
+    max_body: int = DEFAULT_MAX_BODY
     retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
     delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    block_private_destinations: bool = False
+    max_request_body: int = DEFAULT_MAX_REQUEST_BODY
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    keep_alive: float = DEFAULT_KEEP_ALIVE
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    backlog: int = DEFAULT_BACKLOG
+
+    def __post_init__(self) -> None:
+        # Also when built in code rather than from the command line: one rule for every caller.
+        for name in BOUNDS:
+            check_number(name, getattr(self, name))
+        for delay in self.retry_schedule:
+            if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not math.isfinite(delay) or delay < 0:
+                raise ValueError(f"--retry-schedule: {delay!r} must be a finite number >= 0")
+
+    @property
+    def listen_addresses(self) -> tuple[tuple[str, int], ...]:
+        """(host, port) pairs on which this server's links arrive: where it listens, and the public url."""
+        addresses = [(self.host, self.port)]
+        try:
+            public = urlsplit(self.public_url)
+            if public.hostname:
+                addresses.append((public.hostname, public.port or (443 if public.scheme == "https" else 80)))
+        except ValueError:
+            pass
+        return tuple(addresses)
 
 
 def default_public_url(host: str, port: int) -> str:

@@ -1,25 +1,30 @@
 """The contract's four control-plane routes: the one place where their wire format lives."""
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-from dataclasses import dataclass
+import re
 from typing import Annotated, Any, Union
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
 from pydantic_core import PydanticCustomError
 
-from ductape_local.auth_digest import mask_auth
-from ductape_local.catalog import ENV_SLUG, HTTP_METHODS, Catalog, Connection, Product, WebhookDefinition, is_http_url
+from ductape_local.access import Access, AccessDep
+from ductape_local.auth_digest import mask_auth, mask_url
+from ductape_local.catalog import ENV_SLUG, HTTP_METHODS, Catalog, Connection, Product, is_http_url
+from ductape_local.cursor import BadCursor, decode_cursor, encode_cursor
+from ductape_local.destinations import destination_refusal
 from ductape_local.envelope import ApiError, quoted, success
-from ductape_local.registrations import DesiredRegistration, Registrar, RegistrationResult
-from ductape_local.store import Registration, Store
+from ductape_local.limits import (
+    MAX_AUTH_ENTRIES, MAX_AUTH_KEY_LENGTH, MAX_AUTH_VALUE_LENGTH, MAX_ENVS, MAX_TAG_LENGTH,
+    MAX_URL_LENGTH,
+)
+from ductape_local.registrations import DesiredRegistration, RegistrationResult
+from ductape_local.store import Registration
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 250
+WEBHOOKS_CURSOR = "webhooks"
 
 router = APIRouter(prefix="/webhooks/v1", tags=["control plane"])
 
@@ -34,6 +39,32 @@ class AuthParts(BaseModel):
     query: dict[str, Scalar] | None = None
     body: dict[str, Any] | None = None
     params: dict[str, Scalar] | None = None
+
+    @field_validator("headers", "query", "body", "params")
+    @classmethod
+    def _bounded(cls, values: dict[str, Any] | None, info: Any) -> dict[str, Any] | None:
+        """Sizes are bounded (limits.py); header names and values must be sendable as headers. A value
+        is never quoted in the error: it is a secret."""
+        if values is None:
+            return values
+        if len(values) > MAX_AUTH_ENTRIES:
+            raise PydanticCustomError("auth_entries", f"at most {MAX_AUTH_ENTRIES} entries (got {len(values)})")
+        for key, value in values.items():
+            if not key or len(key) > MAX_AUTH_KEY_LENGTH:
+                raise PydanticCustomError("auth_key", f"each key must be 1-{MAX_AUTH_KEY_LENGTH} characters")
+            if info.field_name == "headers" and not HEADER_NAME.match(key):
+                raise PydanticCustomError("auth_key", f"{quoted(key)} is not an HTTP header name")
+            size = len(value) if isinstance(value, str) else len(json.dumps(value, default=str))
+            if size > MAX_AUTH_VALUE_LENGTH:
+                raise PydanticCustomError(
+                    "auth_value", f"the value of {quoted(key)} is longer than {MAX_AUTH_VALUE_LENGTH} characters")
+            if info.field_name == "headers" and isinstance(value, str) and any(c in value for c in "\r\n"):
+                raise PydanticCustomError("auth_value", f"the value of {quoted(key)} must not contain a line break")
+        return values
+
+
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+Tag = Annotated[StrictStr, Field(min_length=1, max_length=MAX_TAG_LENGTH)]
 
 
 def _check_url(value: str) -> str:
@@ -56,8 +87,8 @@ SLUG_SCHEMA = {"pattern": ENV_SLUG.pattern}
 
 class EnvRegistration(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    slug: StrictStr = Field(json_schema_extra=SLUG_SCHEMA)
-    url: StrictStr = Field(json_schema_extra=URL_SCHEMA)
+    slug: StrictStr = Field(max_length=MAX_TAG_LENGTH, json_schema_extra=SLUG_SCHEMA)
+    url: StrictStr = Field(max_length=MAX_URL_LENGTH, json_schema_extra=URL_SCHEMA)
     method: StrictStr = Field(default="POST", json_schema_extra=METHOD_SCHEMA)
     auth: AuthParts | None = None
 
@@ -67,19 +98,19 @@ class EnvRegistration(BaseModel):
 
 class RegisterRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    product: StrictStr = Field(min_length=1)
-    access_tag: StrictStr = Field(min_length=1)
-    webhook_tag: StrictStr = Field(min_length=1)
-    envs: list[EnvRegistration] = Field(min_length=1)
+    product: Tag
+    access_tag: Tag
+    webhook_tag: Tag
+    envs: list[EnvRegistration] = Field(min_length=1, max_length=MAX_ENVS)
 
 
 class GenerateLinkRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    product: StrictStr = Field(min_length=1)
-    access_tag: StrictStr = Field(min_length=1)
-    webhook_tag: StrictStr = Field(min_length=1)
-    env: StrictStr = Field(json_schema_extra=SLUG_SCHEMA)
-    url: StrictStr = Field(json_schema_extra=URL_SCHEMA)
+    product: Tag
+    access_tag: Tag
+    webhook_tag: Tag
+    env: StrictStr = Field(max_length=MAX_TAG_LENGTH, json_schema_extra=SLUG_SCHEMA)
+    url: StrictStr = Field(max_length=MAX_URL_LENGTH, json_schema_extra=URL_SCHEMA)
     method: StrictStr = Field(default="POST", json_schema_extra=METHOD_SCHEMA)
 
     _url = field_validator("url")(_check_url)
@@ -104,60 +135,6 @@ def failures(*codes: int) -> dict[int | str, dict[str, Any]]:
 COMMON_FAILURES = (401, 403, 404, 405, 422, 429, 503)
 
 
-# Declared for the OpenAPI schema; the key itself is checked in `access`.
-_bearer = HTTPBearer(auto_error=False)
-_token_header = APIKeyHeader(name="x-access-token", auto_error=False)
-
-
-@dataclass(frozen=True)
-class Access:
-    catalog: Catalog
-    products: frozenset[str]
-    store: Store
-    registrar: Registrar
-
-    def product(self, tag: str, field: str = "product") -> Product:
-        product = self.catalog.products.get(tag)
-        if product is None:
-            raise ApiError(404, f"{field}: unknown product {quoted(tag)}")
-        if tag not in self.products:
-            raise ApiError(403, f"{field}: this access key is not allowed on product {quoted(tag)}")
-        return product
-
-    def connection(self, product: Product, access_tag: str) -> Connection:
-        connection = product.connections.get(access_tag)
-        if connection is None:
-            raise ApiError(404, f"access_tag: unknown access tag {quoted(access_tag)} for product {quoted(product.tag)}")
-        return connection
-
-    def webhook(self, connection: Connection, webhook_tag: str) -> WebhookDefinition:
-        webhook = self.catalog.apps[connection.app].webhooks.get(webhook_tag)
-        if webhook is None:
-            raise ApiError(
-                404,
-                f"webhook_tag: unknown webhook {quoted(webhook_tag)} for access tag {quoted(connection.access_tag)}",
-            )
-        return webhook
-
-
-def access(
-    request: Request,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    token: Annotated[str | None, Depends(_token_header)],
-) -> Access:
-    key = (bearer.credentials if bearer else None) or token
-    if not key or not key.strip():
-        raise ApiError(401, "missing access key: send 'Authorization: Bearer <key>' or 'x-access-token: <key>'")
-    state = request.app.state
-    products = state.catalog.products_for_key(key.strip())
-    if products is None:
-        raise ApiError(401, "unknown access key")
-    return Access(catalog=state.catalog, products=products, store=state.store, registrar=state.registrar)
-
-
-AccessDep = Annotated[Access, Depends(access)]
-
-
 def check_env(product: Product, connection: Connection, slug: str, field: str) -> None:
     if slug not in product.envs:
         raise ApiError(
@@ -169,28 +146,49 @@ def check_env(product: Product, connection: Connection, slug: str, field: str) -
         )
 
 
-def registration_view(registration: Registration, registrar: Registrar) -> dict[str, Any]:
+def check_receiver(grant: Access, url: str, field: str) -> None:
+    """A receiver url this relay must not deliver to (itself, or an address the policy refuses) is a 422."""
+    reason = destination_refusal(url, grant.config)
+    if reason is not None:
+        raise ApiError(422, f"{field}: {reason}")
+
+
+UNREGISTERED = {"status": "unregistered", "http_status": None, "at": None, "error": None}
+
+
+def provider_view(registration: Registration, catalog: Catalog) -> dict[str, Any] | None:
+    """provider_registration as the catalog stands now: a registration made while its app env had no
+    provider registration endpoint, whose seed has one now, shows "unregistered" (not sent to the
+    provider), so a client sends it again and the register call registers it at the provider."""
     provider = registration.provider_registration
+    if provider is not None:
+        return {"status": provider.status, "http_status": provider.http_status, "at": provider.at,
+                "error": provider.error}
+    endpoint = catalog.provider_endpoint(registration.product, registration.access_tag, registration.webhook_tag,
+                                         registration.app_env)
+    return dict(UNREGISTERED) if endpoint is not None else None
+
+
+def registration_view(registration: Registration, grant: Access) -> dict[str, Any]:
     return {
         "uuid": registration.uuid,
         "productEnv": registration.product_env,
         "appEnv": registration.app_env,
-        "url": registration.url,
+        "url": mask_url(registration.url),
         "method": registration.method,
-        "link": registrar.link(registration.uuid),
+        "link": grant.registrar.link(registration.uuid),
         "active": registration.active,
         "auth": mask_auth(registration.auth),
         "auth_digest": registration.auth_digest,
-        "provider_registration": None if provider is None else {
-            "status": provider.status, "http_status": provider.http_status, "at": provider.at, "error": provider.error,
-        },
+        "url_digest": registration.url_digest,
+        "provider_registration": provider_view(registration, grant.catalog),
         "created_at": registration.created_at,
         "updated_at": registration.updated_at,
     }
 
 
-def result_view(result: RegistrationResult, registrar: Registrar) -> dict[str, Any]:
-    return {**registration_view(result.registration, registrar), "changed": result.changed, "created": result.created}
+def result_view(result: RegistrationResult, grant: Access) -> dict[str, Any]:
+    return {**registration_view(result.registration, grant), "changed": result.changed, "created": result.created}
 
 
 def raise_provider_failures(results: list[RegistrationResult]) -> None:
@@ -210,6 +208,7 @@ def register(body: RegisterRequest, grant: AccessDep) -> dict[str, Any]:
             raise ApiError(422, f"envs[{index}].slug: duplicate env {quoted(env.slug)} in one request")
         seen.add(env.slug)
         check_env(product, connection, env.slug, f"envs[{index}].slug")
+        check_receiver(grant, env.url, f"envs[{index}].url")
     desired = [
         DesiredRegistration(env.slug, env.url, env.method, env.auth.model_dump() if env.auth else {})
         for env in body.envs
@@ -220,7 +219,7 @@ def register(body: RegisterRequest, grant: AccessDep) -> dict[str, Any]:
         "product": product.tag,
         "access_tag": connection.access_tag,
         "webhook_tag": webhook.tag,
-        "envs": [result_view(r, grant.registrar) for r in results],
+        "envs": [result_view(r, grant) for r in results],
     })
 
 
@@ -230,38 +229,21 @@ def generate_link(body: GenerateLinkRequest, grant: AccessDep) -> dict[str, Any]
     connection = grant.connection(product, body.access_tag)
     webhook = grant.webhook(connection, body.webhook_tag)
     check_env(product, connection, body.env, "env")
+    check_receiver(grant, body.url, "url")
     desired = [DesiredRegistration(body.env, body.url, body.method, auth=None)]
     [result] = grant.registrar.apply(product.tag, connection, webhook, desired, register_at_providers=False)
-    return success(result_view(result, grant.registrar))
-
-
-def encode_cursor(app: str, after_tag: str) -> str:
-    raw = json.dumps({"app": app, "after": after_tag}, separators=(",", ":")).encode("utf-8")
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def decode_cursor(cursor: str, app: str) -> str:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        position = json.loads(raw)
-        after = position["after"]
-        valid = isinstance(after, str) and position.get("app") == app
-    except (binascii.Error, ValueError, TypeError, KeyError):
-        valid = False
-    if not valid:
-        raise ApiError(422, f"cursor: not a cursor of this listing (got {quoted(cursor)}); pass meta.next_cursor as given")
-    return after
+    return success(result_view(result, grant))
 
 
 @router.get("/webhooks", responses=failures(*COMMON_FAILURES), summary="The webhooks of the app behind an access tag, with their registrations")
 def list_webhooks(
     grant: AccessDep,
-    product: Annotated[str, Query(min_length=1)],
-    access_tag: Annotated[str, Query(min_length=1)],
+    product: Annotated[str, Query(min_length=1, max_length=MAX_TAG_LENGTH)],
+    access_tag: Annotated[str, Query(min_length=1, max_length=MAX_TAG_LENGTH)],
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     cursor: Annotated[str | None, Query()] = None,
     webhook_tag: Annotated[str | None, Query(
-        min_length=1,
+        min_length=1, max_length=MAX_TAG_LENGTH,
         description="ductape-local extension: only the webhook of this tag (an empty page when the app has none)",
     )] = None,
 ) -> dict[str, Any]:
@@ -273,14 +255,18 @@ def list_webhooks(
         # a server without it answers the whole listing and the client filters.
         webhooks = [w for w in webhooks if w.tag == webhook_tag]
     if cursor:
-        after = decode_cursor(cursor, connection.app)
+        position = decode_cursor(WEBHOOKS_CURSOR, cursor)
+        if not (isinstance(position, list) and len(position) == 2 and position[0] == connection.app
+                and isinstance(position[1], str)):
+            raise BadCursor("cursor", cursor)
+        after = position[1]
         webhooks = [w for w in webhooks if w.tag > after]
     page, rest = webhooks[:limit], webhooks[limit:]
     registrations: dict[str, list[dict[str, Any]]] = {w.tag: [] for w in page}
     for registration in grant.store.live_registrations(found.tag, connection.access_tag, list(registrations)):
-        registrations[registration.webhook_tag].append(registration_view(registration, grant.registrar))
+        registrations[registration.webhook_tag].append(registration_view(registration, grant))
     data = [{"tag": w.tag, "name": w.name, "config": registrations[w.tag]} for w in page]
-    next_cursor = encode_cursor(connection.app, page[-1].tag) if page and rest else None
+    next_cursor = encode_cursor(WEBHOOKS_CURSOR, [connection.app, page[-1].tag]) if page and rest else None
     # product_envs: a ductape-local extension, so that a client can name the product's envs when a
     # user asks for one that does not exist (the contract has no route that lists them).
     return success(data, meta={"next_cursor": next_cursor, "product_envs": list(found.envs)})
@@ -289,10 +275,10 @@ def list_webhooks(
 @router.delete("/registrations/{uuid}", responses=failures(*COMMON_FAILURES), summary="Remove a registration (its wrapped link stops forwarding)")
 def delete_registration(uuid: str, grant: AccessDep) -> dict[str, Any]:
     existing = grant.store.get_registration(uuid, include_deleted=False)
-    if existing is None:
+    # Another product's registration answers as an unknown uuid: a key learns nothing of other products.
+    if existing is None or existing.product not in grant.products or existing.product not in grant.catalog.products:
         raise ApiError(404, f"uuid: no registration {quoted(uuid)}")
-    grant.product(existing.product, field="uuid")
     removed = grant.store.soft_delete(uuid)
     if removed is None:  # deleted by a concurrent request between the two statements
         raise ApiError(404, f"uuid: no registration {quoted(uuid)}")
-    return success(registration_view(removed, grant.registrar))
+    return success(registration_view(removed, grant))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any, Iterable
 
 from fastapi import FastAPI, Request
@@ -10,7 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-log = logging.getLogger("ductape_local")
+from ductape_local.auth_digest import mask_url
+
 
 # Only these fields' values may be quoted back in an error; anything else (auth values, unknown
 # keys that may hold a secret) is named but never echoed.
@@ -74,7 +74,7 @@ def describe_validation_error(error: dict[str, Any]) -> str:
         and error.get("type") not in ("missing", "extra_forbidden")
         and isinstance(value, (str, int, float, bool))
     ):
-        text += f" (got {quoted(value)})"
+        text += f" (got {quoted(mask_url(value) if last == 'url' and isinstance(value, str) else value)})"
     return text
 
 
@@ -120,14 +120,8 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return failure_response(exc.status_code, message, getattr(exc, "headers", None))
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    # The exception's text could quote a request value, so only its type reaches the log line.
-    log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
-    return failure_response(500, "internal server error")
-
-
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    # Any other exception is answered, and logged as one line, by limits.Guard.

@@ -6,7 +6,7 @@ from typing import Any
 
 from ductape_local.catalog import Connection, WebhookDefinition
 from ductape_local.provider import register_at_provider
-from ductape_local.store import ProviderRegistration, Registration, RegistrationKey, Store, utc_now
+from ductape_local.store import Registration, RegistrationKey, Store, UpsertOutcome, UpsertRequest
 
 
 @dataclass(frozen=True)
@@ -42,28 +42,34 @@ class Registrar:
         desired: list[DesiredRegistration],
         register_at_providers: bool,
     ) -> list[RegistrationResult]:
-        results = []
-        for wanted in desired:
-            app_env = connection.envs[wanted.product_env]
-            key = RegistrationKey(product, connection.access_tag, webhook.tag, wanted.product_env)
-            outcome = self.store.upsert_registration(key, app_env, wanted.url, wanted.method, wanted.auth)
-            registration, changed, failure = outcome.registration, outcome.changed, None
-            endpoint = webhook.registration.get(app_env) if register_at_providers else None
-            previous = registration.provider_registration
+        """Write every env of one request in one transaction, then call the providers that are due."""
+        endpoints = {}
+        wanted = []
+        for item in desired:
+            app_env = connection.envs[item.product_env]
+            key = RegistrationKey(product, connection.access_tag, webhook.tag, item.product_env)
+            wanted.append(UpsertRequest(key, app_env, item.url, item.method, item.auth))
+            endpoints[item.product_env] = webhook.registration.get(app_env) if register_at_providers else None
+
+        def provider_due(outcome: UpsertOutcome) -> bool:
             # A link that the provider does not hold yet (never sent, or refused last time) is sent again
             # even when nothing else changed: the desired state includes the provider knowing the link.
-            if endpoint and (changed or previous is None or previous.status != "registered"):
-                # "pending" is committed before the call: if the server dies during it, the listing shows
-                # that the provider's answer is missing (null would read as "no registration endpoint"),
-                # and a client sends the registration again.
-                registration = self.store.record_provider_registration(
-                    registration.uuid, ProviderRegistration("pending", None, utc_now(), None)) or registration
+            # Its "pending" is committed before the call: if the server dies during it, the listing shows
+            # that the provider's answer is missing (null would read as "no registration endpoint").
+            previous = outcome.registration.provider_registration
+            return bool(endpoints[outcome.registration.product_env]) and (
+                outcome.changed or previous is None or previous.status != "registered")
+
+        results = []
+        for item, outcome in zip(desired, self.store.upsert_registrations(wanted, provider_due)):
+            registration, changed, failure = outcome.registration, outcome.changed, None
+            if outcome.provider_due:
                 # Outside any write transaction: a slow provider must not hold SQLite's write lock.
-                result = register_at_provider(endpoint, registration.auth, self.link(registration.uuid),
-                                              self.provider_timeout)
+                result = register_at_provider(endpoints[item.product_env], registration.auth,
+                                              self.link(registration.uuid), self.provider_timeout)
                 registration = self.store.record_provider_registration(registration.uuid, result) or registration
                 changed = True
                 if result.status == "failed":
-                    failure = f"provider registration failed for env {wanted.product_env}: {result.error}"
+                    failure = f"provider registration failed for env {item.product_env}: {result.error}"
             results.append(RegistrationResult(registration, outcome.created, changed, failure))
         return results

@@ -7,6 +7,7 @@ key run one after the other, and the second sees what the first wrote.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import uuid as uuid_module
@@ -14,11 +15,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from ductape_local.auth_digest import auth_digest, stored_auth
+from ductape_local.auth_digest import auth_digest, canonical_auth, new_salt, stored_auth, url_digest
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS catalog (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -36,6 +37,8 @@ CREATE TABLE IF NOT EXISTS registrations (
     method TEXT NOT NULL,
     auth TEXT NOT NULL,
     auth_digest TEXT NOT NULL,
+    digest_salt TEXT NOT NULL DEFAULT '',
+    url_digest TEXT NOT NULL DEFAULT '',
     active INTEGER NOT NULL DEFAULT 0,
     provider_status TEXT,
     provider_http_status INTEGER,
@@ -49,6 +52,28 @@ CREATE TABLE IF NOT EXISTS registrations (
 CREATE UNIQUE INDEX IF NOT EXISTS registrations_live_key
     ON registrations (product, access_tag, webhook_tag, product_env) WHERE deleted_at IS NULL;
 """
+
+
+DATABASE_MODE = 0o600
+SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def create_private(path: Path) -> None:
+    """Create the database file readable by its owner only before SQLite opens it: it holds auth values
+    and provider signature headers. SQLite gives its -wal and -shm files the database file's mode."""
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, DATABASE_MODE))
+
+
+def restrict_files(path: Path) -> None:
+    """Bring the database and its companion files to owner-only, also when an older server made them 0644."""
+    for suffix in SQLITE_COMPANIONS:
+        companion = Path(str(path) + suffix)
+        try:
+            if companion.exists() and (companion.stat().st_mode & 0o777) != DATABASE_MODE:
+                os.chmod(companion, DATABASE_MODE)
+        except OSError:
+            pass
 
 
 @contextmanager
@@ -96,6 +121,7 @@ class Registration:
     method: str
     auth: dict[str, Any]
     auth_digest: str
+    url_digest: str
     active: bool
     provider_registration: ProviderRegistration | None
     created_at: str
@@ -123,6 +149,7 @@ class Registration:
             method=row["method"],
             auth=json.loads(row["auth"]),
             auth_digest=row["auth_digest"],
+            url_digest=row["url_digest"],
             active=bool(row["active"]),
             provider_registration=provider,
             created_at=row["created_at"],
@@ -132,10 +159,20 @@ class Registration:
 
 
 @dataclass(frozen=True)
+class UpsertRequest:
+    key: RegistrationKey
+    app_env: str
+    url: str
+    method: str
+    auth: dict[str, Any] | None  # None: keep the stored auth
+
+
+@dataclass(frozen=True)
 class UpsertOutcome:
     registration: Registration
     created: bool
     changed: bool
+    provider_due: bool = False
 
 
 class Store:
@@ -145,10 +182,28 @@ class Store:
         # (the ingress cache) knows its copy is stale. Only this process writes the database.
         self.registrations_version = 0
         self._version_lock = threading.Lock()
+        create_private(self.path)
         with self.connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(SCHEMA)
+        self._migrate()
+        with self.connect() as conn:
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        restrict_files(self.path)
+
+    def _migrate(self) -> None:
+        """A database of an earlier version gains the salted digests (contracts C1, C2): each stored
+        registration gets a salt of its own and its digests are computed again with it."""
+        with self.write() as conn:
+            columns = {row["name"] for row in conn.execute("PRAGMA table_info(registrations)")}
+            for column in ("digest_salt", "url_digest"):
+                if column not in columns:
+                    conn.execute(f"ALTER TABLE registrations ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+            for row in conn.execute("SELECT uuid, url, auth FROM registrations WHERE digest_salt = ''").fetchall():
+                salt = new_salt()
+                conn.execute("UPDATE registrations SET digest_salt = ?, auth_digest = ?, url_digest = ? WHERE uuid = ?",
+                             (salt, auth_digest(json.loads(row["auth"]), salt), url_digest(row["url"], salt),
+                              row["uuid"]))
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
@@ -189,32 +244,57 @@ class Store:
 
     # Registrations.
 
-    def upsert_registration(
-        self, key: RegistrationKey, app_env: str, url: str, method: str, auth: dict[str, Any] | None
-    ) -> UpsertOutcome:
-        """Create or update the live registration for `key`; auth None keeps the stored auth."""
+    def upsert_registrations(
+        self, wanted: list[UpsertRequest], provider_due: Callable[[UpsertOutcome], bool] = lambda _: False,
+    ) -> list[UpsertOutcome]:
+        """Create or update the live registration of each request, all in one transaction: a request
+        writes all of its envs or none. Where `provider_due(outcome)` says the provider must be called,
+        the same transaction records provider_registration "pending" (the call happens after the commit,
+        outside any write lock)."""
         now = utc_now()
+        outcomes = []
         with self.write() as conn:
-            row = self._live_row(conn, key)
-            if row is None:
-                new_auth = stored_auth(auth)
-                conn.execute(
-                    "INSERT INTO registrations (uuid, product, access_tag, webhook_tag, product_env, app_env, url,"
-                    " method, auth, auth_digest, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (str(uuid_module.uuid4()), key.product, key.access_tag, key.webhook_tag, key.product_env,
-                     app_env, url, method, json.dumps(new_auth), auth_digest(new_auth), now, now),
-                )
-                return UpsertOutcome(Registration.from_row(self._live_row(conn, key)), created=True, changed=True)
-            new_auth = json.loads(row["auth"]) if auth is None else stored_auth(auth)
-            new_digest = auth_digest(new_auth)
-            if (row["url"], row["method"], row["auth_digest"], row["app_env"]) == (url, method, new_digest, app_env):
-                return UpsertOutcome(Registration.from_row(row), created=False, changed=False)
+            for item in wanted:
+                outcome = self._upsert(conn, item, now)
+                if provider_due(outcome):
+                    conn.execute(
+                        "UPDATE registrations SET provider_status = 'pending', provider_http_status = NULL,"
+                        " provider_at = ?, provider_error = NULL WHERE uuid = ?", (now, outcome.registration.uuid))
+                    row = conn.execute("SELECT * FROM registrations WHERE uuid = ?",
+                                       (outcome.registration.uuid,)).fetchone()
+                    outcome = UpsertOutcome(Registration.from_row(row), outcome.created, outcome.changed, True)
+                outcomes.append(outcome)
+        return outcomes
+
+    def _upsert(self, conn: sqlite3.Connection, item: UpsertRequest, now: str) -> UpsertOutcome:
+        """Create or update the live registration for `item.key`; auth None keeps the stored auth."""
+        key, app_env, url, method, auth = item.key, item.app_env, item.url, item.method, item.auth
+        row = self._live_row(conn, key)
+        if row is None:
+            new_auth, salt = stored_auth(auth), new_salt()
             conn.execute(
-                "UPDATE registrations SET app_env = ?, url = ?, method = ?, auth = ?, auth_digest = ?, updated_at = ?"
-                " WHERE uuid = ?",
-                (app_env, url, method, json.dumps(new_auth), new_digest, now, row["uuid"]),
+                "INSERT INTO registrations (uuid, product, access_tag, webhook_tag, product_env, app_env, url,"
+                " method, auth, auth_digest, digest_salt, url_digest, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (str(uuid_module.uuid4()), key.product, key.access_tag, key.webhook_tag, key.product_env,
+                 app_env, url, method, json.dumps(new_auth), auth_digest(new_auth, salt), salt,
+                 url_digest(url, salt), now, now),
             )
-            return UpsertOutcome(Registration.from_row(self._live_row(conn, key)), created=False, changed=True)
+            return UpsertOutcome(Registration.from_row(self._live_row(conn, key)), created=True, changed=True)
+        old_auth = json.loads(row["auth"])
+        new_auth = old_auth if auth is None else stored_auth(auth)
+        secrets_changed = row["url"] != url or canonical_auth(old_auth) != canonical_auth(new_auth)
+        if not secrets_changed and (row["method"], row["app_env"]) == (method, app_env):
+            return UpsertOutcome(Registration.from_row(row), created=False, changed=False)
+        # A new salt whenever the auth or the url changes: no digest of the old version serves the new one.
+        salt = new_salt() if secrets_changed else row["digest_salt"]
+        conn.execute(
+            "UPDATE registrations SET app_env = ?, url = ?, method = ?, auth = ?, auth_digest = ?, digest_salt = ?,"
+            " url_digest = ?, updated_at = ? WHERE uuid = ?",
+            (app_env, url, method, json.dumps(new_auth), auth_digest(new_auth, salt), salt, url_digest(url, salt),
+             now, row["uuid"]),
+        )
+        return UpsertOutcome(Registration.from_row(self._live_row(conn, key)), created=False, changed=True)
 
     def record_provider_registration(self, uuid: str, result: ProviderRegistration) -> Registration | None:
         with self.write() as conn:
@@ -233,7 +313,7 @@ class Store:
         with self.connect() as conn:
             rows = conn.execute(
                 f"SELECT * FROM registrations WHERE product = ? AND access_tag = ? AND webhook_tag IN ({marks})"
-                " AND deleted_at IS NULL ORDER BY created_at, uuid",
+                " AND deleted_at IS NULL ORDER BY created_at, rowid",
                 (product, access_tag, *webhook_tags),
             ).fetchall()
         return [Registration.from_row(row) for row in rows]

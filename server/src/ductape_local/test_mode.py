@@ -1,7 +1,8 @@
 """Routes and accounting that exist only with --test-mode: request counts and injected faults.
 
 Tests and benchmarks use the counts to prove that no write happened, and the faults to exercise a
-client's retries over real HTTP.
+client's retries over real HTTP. Injecting or clearing faults takes an access key (any key of the
+seed): whoever merely reaches the port cannot make every tenant's requests fail.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ductape_local.access import AccessDep
 from ductape_local.envelope import ApiError, failure_response, quoted, success
 
 PREFIX = "/_local"
@@ -28,6 +30,12 @@ class Fault:
     status: int
     remaining: int
     retry_after: int | None
+    crash: bool = False
+
+
+class InjectedCrash(RuntimeError):
+    """What a `crash` fault raises: its text holds the request's headers and body, as an unlucky
+    exception's would, so that tests can prove that no failure writes a request value to the log."""
 
 
 class TestModeState:
@@ -127,6 +135,14 @@ class RequestAccounting:
         if fault is None:
             await self.app(scope, receive, send)
             return
+        if fault.crash:
+            body = b""
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if not message.get("more_body", False):
+                    break
+            raise InjectedCrash(f"headers={scope['headers']!r} body={body!r}")
         headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
         if fault.status == 502:
             # A 502 comes from a gateway in front of the API, which knows nothing of the envelope; the
@@ -143,6 +159,7 @@ class FaultRequest(BaseModel):
     status: int = Field(ge=400, le=599)
     count: int = Field(default=1, ge=1)
     retry_after: int | None = Field(default=None, ge=0)
+    crash: bool = False
 
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -160,16 +177,16 @@ def reset_stats(request: Request) -> dict[str, Any]:
 
 
 @router.post("/faults")
-def add_fault(body: FaultRequest, request: Request) -> dict[str, Any]:
+def add_fault(body: FaultRequest, request: Request, _: AccessDep) -> dict[str, Any]:
     routes = known_routes(request.app)
     if body.route not in routes:
         raise ApiError(422, f"route: no route {quoted(body.route)}; known routes: {', '.join(routes)}")
-    request.app.state.test_mode.add_fault(body.route, Fault(body.status, body.count, body.retry_after))
+    request.app.state.test_mode.add_fault(body.route, Fault(body.status, body.count, body.retry_after, body.crash))
     return success(body.model_dump())
 
 
 @router.delete("/faults")
-def clear_faults(request: Request) -> dict[str, Any]:
+def clear_faults(request: Request, _: AccessDep) -> dict[str, Any]:
     request.app.state.test_mode.clear_faults()
     return success({})
 

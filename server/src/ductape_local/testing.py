@@ -235,12 +235,14 @@ class LocalServer:
     def reset_stats(self) -> None:
         self._local("POST", "/stats/reset")
 
-    def fault(self, route: str, status: int, count: int = 1, retry_after: int | None = None) -> None:
-        """The next `count` requests to `route` ("POST /webhooks/v1/register") answer `status`."""
-        body = {"route": route, "status": status, "count": count}
+    def fault(self, route: str, status: int, count: int = 1, retry_after: int | None = None,
+              crash: bool = False) -> None:
+        """The next `count` requests to `route` ("POST /webhooks/v1/register") answer `status`; with
+        crash=True they raise an exception quoting the request's headers and body instead."""
+        body = {"route": route, "status": status, "count": count, "crash": crash}
         if retry_after is not None:
             body["retry_after"] = retry_after
-        self._local("POST", "/faults", json=body)
+        self._local("POST", "/faults", json=body, headers=self.auth_headers)
 
     def clear_faults(self) -> None:
-        self._local("DELETE", "/faults")
+        self._local("DELETE", "/faults", headers=self.auth_headers)

@@ -153,22 +153,6 @@ def url_matches(url, registration):
     return verdict is not False
 
 
-def digest_matches(digest, auth=None, url=None):
-    """Whether a registration's digest was made of this auth (or this url): the salted
-    "hmac-sha256:<salt>:<hex>" form is recomputed with its salt, the older "sha256:<hex>" form (auth only)
-    compared as it is."""
-    parts = (digest or "").split(":")
-    if len(parts) == 3 and parts[0] == "hmac-sha256":
-        if url is not None:
-            message = url.encode("utf-8")
-        else:
-            message = json.dumps(normalize_auth(auth), sort_keys=True, separators=(",", ":"),
-                                 ensure_ascii=False).encode("utf-8")
-        expected = hmac.new(parts[1].encode("ascii"), message, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, parts[2])
-    return url is None and digest == auth_digest(auth)
-
-
 def mask_auth(auth):
     """The same keys, every value hidden, the parts that are empty left out (as the server shows it)."""
     return dict(

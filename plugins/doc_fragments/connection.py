@@ -13,7 +13,7 @@ class ModuleDocFragment:
 options:
   api_url:
     description:
-      - Base URL of the Ductape API.
+      - Base URL of the Ductape API. Credentials inside it are shown masked in every message.
       - For a local server started with C(ductape-local serve), V(http://127.0.0.1:4311).
       - If not set, the value of the E(DUCTAPE_API_URL) environment variable is used.
     type: str
@@ -42,11 +42,34 @@ options:
       - Each retry is reported as a warning. V(0) turns retries off.
       - A 502 that the Ductape API answers itself (a provider refused to register the link) is not retried at
         once; the registration is kept, and the next run sends it to the provider again.
+      - A refused connection (nothing listens at O(api_url)) is retried once, after a second, whatever this says.
+      - A 429 pauses every request of the task, not only the one that got it, for as long as it asks.
     type: int
     default: 3
 requirements:
   - requests (on the host that runs the module; the controller when the task runs locally)
 notes:
   - Set the connection once for every ductape task of a play with C(module_defaults) and the action group
-    C(group/ductape.webhooks.ductape).
+    C(group/ductape.webhooks.ductape), or with the variables C(ductape_api_url), C(ductape_access_key),
+    C(ductape_validate_certs), C(ductape_timeout) and C(ductape_retries) (inventory, play or role
+    variables), which the action plugin reads for an option the task does not set, before the
+    environment variables. The variables keep the access key out of the task's arguments, which
+    E(ANSIBLE_DISPLAY_ARGS_TO_STDOUT) prints (AWX/AAP job events); a message about an option taken from
+    a variable names the variable.
+  - Do not pass the access key through a task's C(environment); when the module runs on a target,
+    ansible-core prints the environment at C(-vvv).
+"""
+
+    # The engine's concurrency, for the modules that converge registrations.
+    PARALLELISM = r"""
+options:
+  parallelism:
+    description:
+      - How many requests the task sends at once, at most (1 to 64); V(1) sends every request in turn.
+      - The reads come first, then the writes, each webhook's and env's independently of the others; the
+        results keep the order given.
+      - The reads follow one rule. For up to 4 webhooks of one access tag in the task, one filtered read
+        each; for more, the app's whole listing, one request per 250 webhooks that the app defines.
+    type: int
+    default: 8
 """

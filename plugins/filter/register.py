@@ -14,19 +14,26 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from ansible.errors import AnsibleFilterError
 from ansible.utils.vars import merge_hash
 
-# The role plans what the modules accept: their auth parts and methods are the one source.
-from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import HTTP_METHODS as METHODS
-from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_webhooks import AUTH_PARTS
+# The role checks its inputs with the rules the modules apply (module_utils/_rules.py), under the
+# role's own variable names: ductape_webhooks[3].method, not the module's webhooks[0].envs[1].method.
+from ansible_collections.ductape.webhooks.plugins.module_utils._rules import (
+    AUTH_PARTS,
+    auth_problems,
+    duplicate_problems,
+    kind_of,
+    method_problems,
+    quoted,
+    url_problems,
+)
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{2,}$"
-URL_PATTERN = r"^https?://[^\s/?#]+"
+WEBHOOK_KEYS = ("access_tag", "webhook_tag", "path", "url", "method", "auth", "envs", "overrides")
 OVERRIDE_KEYS = ("url", "path", "method", "auth", "mode")
 MODES = ("full", "link")
-
-_MISSING = object()
+WEBHOOKS = "ductape_webhooks"
+HOST_AUTH = "ductape_webhook_auth"
 
 
 def _matches(pattern: str, value) -> bool:
@@ -60,7 +67,7 @@ def _environments(group_hosts, hostvars, group, problems):
         env = _get(variables, "ductape_env", host)
         prefix = f"host '{host}': "
         if not _matches(SLUG_PATTERN, env):
-            problems.append(f"{prefix}ductape_env '{env}' is not a Ductape environment slug "
+            problems.append(f"{prefix}ductape_env {quoted(env)} is not a Ductape environment slug "
                             "(lowercase letters, digits, '-' or '_', 3 or more characters)")
         elif env in envs:
             problems.append(f"{prefix}ductape_env '{env}' is already the environment of host '{envs[env][0]}': "
@@ -69,115 +76,157 @@ def _environments(group_hosts, hostvars, group, problems):
             envs[env] = (host, variables)
         mode = _get(variables, "ductape_registration_mode", "full")
         if mode not in MODES:
-            problems.append(f"{prefix}ductape_registration_mode '{mode}' must be 'full' or 'link'")
+            problems.append(f"{prefix}ductape_registration_mode {quoted(mode)} must be 'full' or 'link'")
         base = _get(variables, "ductape_receiver_base_url", "")
-        if base and not _matches(URL_PATTERN, base):
-            problems.append(f"{prefix}ductape_receiver_base_url '{base}' is not an http:// or https:// URL")
-        host_auth = _get(variables, "ductape_webhook_auth", {})
-        if not isinstance(host_auth, Mapping):
-            problems.append(f"{prefix}ductape_webhook_auth must be a mapping with the keys {_join(AUTH_PARTS)}")
-            continue
-        for part, value in host_auth.items():
-            if part not in AUTH_PARTS:
-                problems.append(f"{prefix}ductape_webhook_auth has the unknown key '{part}' "
-                                f"(allowed: {_join(AUTH_PARTS)})")
-            elif value is not None and not isinstance(value, Mapping):
-                problems.append(f"{prefix}ductape_webhook_auth.{part} must be a mapping")
+        if base:
+            problems.extend(prefix + problem for problem in url_problems("ductape_receiver_base_url", base))
     return envs
 
 
-def _override_problems(overrides, prefix, group, known_envs, problems):
+def _host_auth_problems(hosts, access_tags, problems):
+    """Each host's ductape_webhook_auth: access tag -> auth, for the webhooks of that app only.
+
+    The former shape (the auth parts themselves, sent with every app's webhooks) is refused, saying
+    what to change, unless a webhook's access tag really is one of the part names.
+    """
+    for host, variables in hosts:
+        host_auth = _get(variables, HOST_AUTH, None)
+        if host_auth is None:
+            continue
+        prefix = f"host '{host}': "
+        if not isinstance(host_auth, Mapping):
+            problems.append(f"{prefix}{HOST_AUTH} must be a mapping of access tag to auth, for example "
+                            f"{{stripe-payments: {{headers: ...}}}} (got {kind_of(host_auth)}; its value is not shown)")
+            continue
+        for access_tag, auth in host_auth.items():
+            field = f"{prefix}{HOST_AUTH}[{quoted(str(access_tag))}]"
+            if access_tag in AUTH_PARTS and access_tag not in access_tags:
+                problems.append(f"{prefix}{HOST_AUTH} is keyed by access tag: it applies to the webhooks of that "
+                                f"app only. Move its {quoted(access_tag)} under the access tag it belongs to, "
+                                f"for example {HOST_AUTH}: {{stripe-payments: {{{access_tag}: ...}}}}")
+            else:
+                # An access tag that no webhook of this run has is left alone: one inventory may serve
+                # several plays, each registering the webhooks of some apps.
+                problems.extend(auth_problems(field, auth))
+
+
+def _override_problems(overrides, field, group, known_envs, problems):
     for env, override in overrides.items():
-        where = f"{prefix}overrides.{env}"
+        where = f"{field}.overrides.{env}"
         if env not in known_envs:
-            problems.append(f"{where}: no host of group '{group}' defines environment '{env}' "
+            problems.append(f"{where}: no host of group '{group}' defines environment {quoted(env)} "
                             f"(known: {_join(known_envs)})")
         if not isinstance(override, Mapping):
-            problems.append(f"{where} must be a mapping with some of the keys {_join(OVERRIDE_KEYS)}")
+            problems.append(f"{where}: must be a mapping with some of the keys {_join(OVERRIDE_KEYS)} "
+                            f"(got {kind_of(override)})")
             continue
         for key in override:
             if key not in OVERRIDE_KEYS:
-                problems.append(f"{where} has the unknown key '{key}' (allowed: {_join(OVERRIDE_KEYS)})")
-        if "method" in override and override["method"] not in METHODS:
-            problems.append(f"{where}.method '{override['method']}' must be one of {_join(METHODS)}")
+                problems.append(f"{where}: unknown key {quoted(str(key))} (allowed: {_join(OVERRIDE_KEYS)})")
+        if "method" in override:
+            problems.extend(method_problems(f"{where}.method", override["method"]))
         if "mode" in override and override["mode"] not in MODES:
-            problems.append(f"{where}.mode '{override['mode']}' must be 'full' or 'link'")
+            problems.append(f"{where}.mode: must be 'full' or 'link' (got {quoted(override['mode'])})")
         if _get(override, "url", "") and _get(override, "path", ""):
             problems.append(f"{where}: set path or url, not both")
-        if "auth" in override and not isinstance(override["auth"], Mapping):
-            problems.append(f"{where}.auth must be a mapping with the keys {_join(AUTH_PARTS)}")
+        if "auth" in override:
+            problems.extend(auth_problems(f"{where}.auth", override["auth"]))
 
 
-def _receiver(webhook, override, host, variables, env, name, problems):
+def _receiver(webhook, override, host, variables, env, field, problems):
     """The receiver URL of one webhook in one environment ('' when it has none, with a problem)."""
-    prefix = f"webhook '{name}': "
     url = path = None
+    where = field
     if _get(override, "url", ""):
-        url = override["url"]
+        url, where = override["url"], f"{field}.overrides.{env}.url"
     elif _get(override, "path", ""):
         path = override["path"]
     elif _get(webhook, "url", ""):
-        url = webhook["url"]
+        url, where = webhook["url"], f"{field}.url"
     elif _get(webhook, "path", ""):
         path = webhook["path"]
     else:
-        problems.append(f"{prefix}no receiver for environment '{env}' (host '{host}'): "
+        problems.append(f"{field}: no receiver for environment '{env}' (host '{host}'): "
                         f"set its path or url, or overrides.{env}.url")
         return ""
     if path is not None:
         base = _get(variables, "ductape_receiver_base_url", "")
         if not base:
-            problems.append(f"host '{host}': ductape_receiver_base_url is not set, and webhook '{name}' "
-                            f"needs it for its path '{path}' in environment '{env}'")
+            problems.append(f"host '{host}': ductape_receiver_base_url is not set, and {field} "
+                            f"needs it for its path {quoted(path)} in environment '{env}'")
             return ""
         return str(base).rstrip("/") + "/" + str(path).lstrip("/")
-    if url and not _matches(URL_PATTERN, url):
-        problems.append(f"{prefix}url '{url}' for environment '{env}' is not an http:// or https:// URL")
+    problems.extend(url_problems(where, url, context=f" for environment '{env}'"))
     return url
 
 
-def register_plan(webhooks, group_hosts, hostvars, group="ductape_environments"):
-    """The role's inputs as module calls: ``{problems, full_calls, link_calls}``.
+def _webhook_problems(webhook, field, group, known_envs, problems):
+    """The problems of one entry of ductape_webhooks, each naming it by index and field."""
+    for key in webhook:
+        if key not in WEBHOOK_KEYS:
+            problems.append(f"{field}: unknown key {quoted(str(key))} (allowed: {_join(WEBHOOK_KEYS)})")
+    for key in ("access_tag", "webhook_tag"):
+        value = webhook.get(key)
+        if value is None or value == "":
+            problems.append(f"{field}.{key}: is required")
+        elif not isinstance(value, str):
+            problems.append(f"{field}.{key}: must be a string (got {quoted(value) if isinstance(value, (int, float)) else kind_of(value)})")
+    if _get(webhook, "path", "") and _get(webhook, "url", ""):
+        problems.append(f"{field}: set path or url, not both")
+    if "method" in webhook and webhook["method"] is not None:
+        problems.extend(method_problems(f"{field}.method", webhook["method"]))
+    problems.extend(auth_problems(f"{field}.auth", _get(webhook, "auth", None)))
+    only_envs = _get(webhook, "envs", None)
+    if only_envs is not None and not isinstance(only_envs, list):
+        problems.append(f"{field}.envs: must be a list of environment slugs (got {kind_of(only_envs)})")
+        only_envs = []
+    for index, env in enumerate(only_envs or []):
+        if env not in known_envs:
+            problems.append(f"{field}.envs[{index}]: {quoted(env)} is not an environment that a host of group "
+                            f"'{group}' defines (known: {_join(known_envs)})")
+    overrides = _get(webhook, "overrides", None) or {}
+    if not isinstance(overrides, Mapping):
+        problems.append(f"{field}.overrides: must be a mapping of environment slug to url, path, method, auth, mode "
+                        f"(got {kind_of(overrides)})")
+        overrides = {}
+    _override_problems(overrides, field, group, known_envs, problems)
+    return only_envs, overrides
 
-    ``problems`` names every input error (host or webhook, variable, value; never an auth value);
-    ``full_calls`` has one entry of ductape_webhook's ``webhooks`` option per webhook with all of its
-    full-mode environments; ``link_calls`` one ductape_webhook_link call per webhook and link-mode
-    environment; ``env_hosts`` maps each environment slug to its host.
+
+def register_plan(webhooks, group_hosts, hostvars, group="ductape_environments"):
+    """The role's inputs as module calls: ``{problems, full_calls, link_calls, env_hosts}``.
+
+    ``problems`` names every input error (``ductape_webhooks[3].method: ...``, or the host and its
+    variable; never an auth value); ``full_calls`` has one entry of ductape_webhook's ``webhooks``
+    option per webhook with all of its full-mode environments, ``link_calls`` one entry of
+    ductape_webhook_link's ``webhooks`` option per webhook with its link-mode environments;
+    ``env_hosts`` maps each environment slug to its host.
     """
-    if not isinstance(webhooks, list):
-        raise AnsibleFilterError(f"register_plan: ductape_webhooks must be a list, not {type(webhooks).__name__}")
     problems: list = []
+    if not isinstance(webhooks, list):
+        problems.append(f"{WEBHOOKS}: must be a list of webhooks (got {kind_of(webhooks)})")
+        webhooks = []
     envs = _environments(list(group_hosts or []), hostvars, group, problems)
     known_envs = list(envs)
+    entries = [(index, webhook) for index, webhook in enumerate(webhooks) if isinstance(webhook, Mapping)]
+    for index, webhook in enumerate(webhooks):
+        if not isinstance(webhook, Mapping):
+            problems.append(f"{WEBHOOKS}[{index}]: must be a mapping with access_tag, webhook_tag and a receiver "
+                            f"(got {kind_of(webhook)})")
+    _host_auth_problems([(host, _host_vars(hostvars, host)) for host in group_hosts or []],
+                        {webhook.get("access_tag") for _index, webhook in entries}, problems)
+    problems.extend(duplicate_problems(
+        [f"{webhook.get('access_tag')}/{webhook.get('webhook_tag')}" if isinstance(webhook, Mapping) else None
+         for webhook in webhooks], lambda index: f"{WEBHOOKS}[{index}]", "webhook"))
+
     full_calls: list = []
     link_calls: list = []
-    seen: set = set()
-
-    for webhook in webhooks:
-        if not isinstance(webhook, Mapping):
-            problems.append(f"ductape_webhooks: every entry must be a mapping, not '{webhook}'")
-            continue
+    for index, webhook in entries:
+        field = f"{WEBHOOKS}[{index}]"
         access_tag, webhook_tag = webhook.get("access_tag"), webhook.get("webhook_tag")
-        name = f"{access_tag}/{webhook_tag}"
-        prefix = f"webhook '{name}': "
-        if name in seen:
-            problems.append(f"{prefix}listed twice in ductape_webhooks: list each webhook once and use its "
-                            "overrides for per-environment differences")
-        seen.add(name)
-        if _get(webhook, "path", "") and _get(webhook, "url", ""):
-            problems.append(f"{prefix}set path or url, not both")
-        only_envs = _get(webhook, "envs", None)
-        for env in only_envs or []:
-            if env not in known_envs:
-                problems.append(f"{prefix}envs lists '{env}', which no host of group '{group}' defines "
-                                f"(known: {_join(known_envs)})")
-        overrides = _get(webhook, "overrides", None) or {}
-        if not isinstance(overrides, Mapping):
-            problems.append(f"{prefix}overrides must be a mapping of environment slug to url, path, method, auth, mode")
-            overrides = {}
-        _override_problems(overrides, prefix, group, known_envs, problems)
-
-        call_envs: list = []
+        only_envs, overrides = _webhook_problems(webhook, field, group, known_envs, problems)
+        full_envs: list = []
+        link_envs: list = []
         for env, (host, variables) in envs.items():
             if only_envs is not None and env not in only_envs:
                 continue
@@ -186,49 +235,49 @@ def register_plan(webhooks, group_hosts, hostvars, group="ductape_environments")
                 override = {}
             mode = override.get("mode", _get(variables, "ductape_registration_mode", "full"))
             method = override.get("method", _get(webhook, "method", None) or "POST")
-            url = _receiver(webhook, override, host, variables, env, name, problems)
+            url = _receiver(webhook, override, host, variables, env, field, problems)
             if mode == "link":
-                link_calls.append({"access_tag": access_tag, "webhook_tag": webhook_tag,
-                                   "env": env, "host": host, "url": url, "method": method})
+                link_envs.append({"slug": env, "url": url, "method": method})
                 continue
-            host_auth = _get(variables, "ductape_webhook_auth", None) or {}
+            # The host's auth of this webhook's app only, under the webhook's, under the override's.
+            host_auth = _get(_get(variables, HOST_AUTH, None), access_tag, None)
             auth = merge_hash(host_auth if isinstance(host_auth, Mapping) else {},
-                              _get(webhook, "auth", None) or {})
+                              _get(webhook, "auth", None) if isinstance(_get(webhook, "auth", None), Mapping) else {})
             override_auth = override.get("auth")
             auth = merge_hash(auth, override_auth if isinstance(override_auth, Mapping) else {})
-            call_envs.append({"slug": env, "url": url, "method": method, "auth": auth})
-        if call_envs:
-            full_calls.append({"access_tag": access_tag, "webhook_tag": webhook_tag, "envs": call_envs})
+            full_envs.append({"slug": env, "url": url, "method": method, "auth": auth})
+        if full_envs:
+            full_calls.append({"access_tag": access_tag, "webhook_tag": webhook_tag, "envs": full_envs})
+        if link_envs:
+            link_calls.append({"access_tag": access_tag, "webhook_tag": webhook_tag, "envs": link_envs})
     return {"problems": problems, "full_calls": full_calls, "link_calls": link_calls,
             "env_hosts": {env: host for env, (host, _variables) in envs.items()}}
 
 
-def _results(registered) -> list:
-    if not isinstance(registered, Mapping):
-        return []
-    return list(registered.get("results") or [])
-
-
 def _webhooks(full_result) -> list:
-    """The per-webhook outcomes of the role's one ductape_webhook task (its option ``webhooks``)."""
+    """The per-webhook outcomes of one of the role's module tasks (their option ``webhooks``)."""
     if not isinstance(full_result, Mapping):
         return []
     return [outcome for outcome in full_result.get("webhooks") or [] if isinstance(outcome, Mapping)]
 
 
-def register_failures(full_result) -> list:
-    """One line per webhook that the ductape_webhook task failed to register: the webhook, its envs and why."""
-    if not isinstance(full_result, Mapping) or not full_result.get("failed"):
-        return []
+def register_failures(full_result, link_result=None) -> list:
+    """One line per webhook that the role's two module tasks failed to register: the webhook, its envs, why."""
     lines = []
-    for outcome in _webhooks(full_result):
-        if not outcome.get("failed"):
+    for result, task in ((full_result, "ductape.webhooks.ductape_webhook"),
+                         (link_result, "ductape.webhooks.ductape_webhook_link")):
+        if not isinstance(result, Mapping) or not result.get("failed"):
             continue
-        slugs = ", ".join(str(env.get("slug")) for env in outcome.get("envs") or [])
-        lines.append(f"{outcome.get('access_tag')}/{outcome.get('webhook_tag')} in {slugs}: "
-                     f"{outcome.get('msg') or 'failed without a message'}")
-    # Refused before any request (an option, the access key): the task's own message says why.
-    return lines or [full_result.get("msg") or "ductape.webhooks.ductape_webhook failed without a message"]
+        found = []
+        for outcome in _webhooks(result):
+            if not outcome.get("failed"):
+                continue
+            slugs = ", ".join(str(env.get("slug")) for env in outcome.get("envs") or [])
+            found.append(f"{outcome.get('access_tag')}/{outcome.get('webhook_tag')} in {slugs}: "
+                         f"{outcome.get('msg') or 'failed without a message'}")
+        # Refused before any request (an option, the access key): the task's own message says why.
+        lines.extend(found or [result.get("msg") or f"{task} failed without a message"])
+    return lines
 
 
 def register_registrations(full_result, link_results, group_hosts, env_hosts) -> list:
@@ -258,24 +307,24 @@ def register_registrations(full_result, link_results, group_hosts, env_hosts) ->
                 "provider_registration": provider,
                 "paste_link": provider is None or provider.get("status", "") != "registered",
             })
-    for result in _results(link_results):
-        if "link" not in result:
+    for outcome in _webhooks(link_results):
+        if outcome.get("failed"):
             continue
-        item = result.get("item") or {}
-        rows.append({
-            "access_tag": item.get("access_tag"),
-            "webhook_tag": item.get("webhook_tag"),
-            "env": item.get("env"),
-            "host": item.get("host"),
-            "mode": "link",
-            "action": result.get("action", "changed" if result.get("changed") else "unchanged"),
-            "uuid": result.get("uuid"),
-            "link": result["link"],
-            "url": item.get("url"),
-            "method": item.get("method"),
-            "provider_registration": None,
-            "paste_link": True,
-        })
+        for env in outcome.get("envs") or []:
+            rows.append({
+                "access_tag": outcome.get("access_tag"),
+                "webhook_tag": outcome.get("webhook_tag"),
+                "env": env.get("slug"),
+                "host": hosts.get(env.get("slug")),
+                "mode": "link",
+                "action": env.get("action", "changed" if outcome.get("changed") else "unchanged"),
+                "uuid": env.get("uuid"),
+                "link": env.get("link"),
+                "url": env.get("url"),
+                "method": env.get("method"),
+                "provider_registration": None,
+                "paste_link": True,
+            })
     by_host: dict = {}
     for row in rows:
         by_host.setdefault(row["host"], []).append(row)

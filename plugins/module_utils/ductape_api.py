@@ -13,15 +13,19 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # pylint: disable=invalid-name
 
 import email.utils
+import errno
 import hashlib
 import hmac
 import json
 import random
+import socket
+import threading
 import time
 import traceback
 
 try:
     import requests
+    from requests.adapters import HTTPAdapter
 except ImportError:
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
@@ -32,10 +36,19 @@ else:
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 from ansible.module_utils.six.moves.urllib.parse import quote
 
+from ansible_collections.ductape.webhooks.plugins.module_utils._rules import (
+    AUTH_PARTS,
+    HTTP_METHODS,
+    MASK,
+    access_key_problems,
+    mask_url,
+    mask_urls_in_text,
+)
+
+__all__ = ["AUTH_PARTS", "HTTP_METHODS", "MASK", "DuctapeApiError", "DuctapeClient", "auth_digest", "auth_matches",
+           "client_for", "connection_argument_spec", "url_matches"]
+
 DEFAULT_API_URL = "https://api.ductape.app"
-AUTH_PARTS = ("body", "headers", "params", "query")
-MASK = "********"
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 # The server's largest page: fewer round trips when an app defines many webhooks.
 PAGE_SIZE = 250
@@ -45,6 +58,9 @@ BACKOFF_CAP_SECONDS = 30.0
 # A server asking for a longer pause than this is waited for this long, not longer: a playbook
 # that silently sleeps for an hour looks hung.
 RETRY_AFTER_CAP_SECONDS = 60.0
+# A refused connection means nothing listens there: one retry after BACKOFF_BASE_SECONDS covers a
+# server that is restarting, more only make a down server take longer to report.
+REFUSED_RETRIES = 1
 
 # The contract's routes, and nothing else, live here.
 ROUTE_REGISTER = "/webhooks/v1/register"
@@ -77,26 +93,64 @@ def normalize_auth(auth):
     return dict((part, dict(auth.get(part) or {})) for part in AUTH_PARTS)
 
 
-def auth_digest(auth):
-    """The contract's digest of an auth: sha256 of the sorted, compact JSON of the four parts."""
-    canonical = json.dumps(normalize_auth(auth), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+def canonical_auth(auth):
+    """The contract's canonical JSON of an auth: the four parts, keys sorted, compact, non-ASCII kept."""
+    return json.dumps(normalize_auth(auth), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def digest_matches(digest, auth=None, url=None):
-    """Whether a registration's digest was made of this auth (or this url): the salted
-    "hmac-sha256:<salt>:<hex>" form is recomputed with its salt, the older "sha256:<hex>" form (auth only)
-    compared as it is."""
-    parts = (digest or "").split(":")
-    if len(parts) == 3 and parts[0] == "hmac-sha256":
-        if url is not None:
-            message = url.encode("utf-8")
-        else:
-            message = json.dumps(normalize_auth(auth), sort_keys=True, separators=(",", ":"),
-                                 ensure_ascii=False).encode("utf-8")
-        expected = hmac.new(parts[1].encode("ascii"), message, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, parts[2])
-    return url is None and digest == auth_digest(auth)
+def _hmac_hex(salt, message):
+    return hmac.new(salt.encode("ascii"), message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def auth_digest(auth, salt=None):
+    """C1: ``hmac-sha256:<salt>:<hex>`` with a salt, else the older servers' ``sha256:<hex>``."""
+    canonical = canonical_auth(auth)
+    if salt is None:
+        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return "hmac-sha256:%s:%s" % (salt, _hmac_hex(salt, canonical))
+
+
+def _digest_parts(digest):
+    """(salt or None, hex) of a C1 digest; None when it is absent or not one of the two forms."""
+    if not isinstance(digest, str):
+        return None
+    if digest.startswith("hmac-sha256:"):
+        parts = digest.split(":")
+        if len(parts) == 3 and parts[1] and parts[2]:
+            return parts[1], parts[2]
+        return None
+    if digest.startswith("sha256:"):
+        return None, digest[len("sha256:"):]
+    return None
+
+
+def _digest_equals(message, digest):
+    parts = _digest_parts(digest)
+    if parts is None:
+        return None
+    salt, expected = parts
+    try:
+        actual = _hmac_hex(salt, message) if salt is not None else hashlib.sha256(message.encode("utf-8")).hexdigest()
+    except UnicodeEncodeError:  # a salt that is not ASCII is no salt this client made sense of
+        return None
+    return hmac.compare_digest(actual, expected)
+
+
+def auth_matches(auth, digest):
+    """Whether ``auth`` is what a registration's ``auth_digest`` stands for: True, False, or None (unknown).
+
+    The salt is read from the stored digest (C1), so the comparison never needs the stored secret.
+    """
+    return _digest_equals(canonical_auth(auth), digest)
+
+
+def url_matches(url, registration):
+    """C2: the desired url against a registration's ``url`` (masked or not) and, when given, ``url_digest``."""
+    current = (registration or {}).get("url")
+    if current != url and current != mask_url(url):
+        return False
+    verdict = _digest_equals(url, (registration or {}).get("url_digest"))
+    return verdict is not False
 
 
 def mask_auth(auth):
@@ -110,10 +164,19 @@ def mask_auth(auth):
 class DuctapeApiError(Exception):
     """A failed call, with a message that says what was attempted, where, and what the API answered."""
 
-    def __init__(self, message, status=None, operation=None):
+    def __init__(self, message, status=None, operation=None, option=None, provider_refused=False):
         super(DuctapeApiError, self).__init__(message)
         self.status = status
         self.operation = operation
+        # The option the user set that the error is about (api_url, access_key), when it is one.
+        self.option = option
+        # The API's own 502 (in its envelope): the registrations were stored, then the provider refused.
+        self.provider_refused = provider_refused
+
+    @property
+    def concerns_every_call(self):
+        """The API cannot be reached or does not answer, or refuses the key or the product."""
+        return self.status in (None, 401, 403)
 
 
 def _retry_after_seconds(value, now=None):
@@ -146,21 +209,109 @@ def retry_delay(attempt, retry_after=None, rng=random.random):
     return step * (0.5 + rng() / 2)
 
 
+class _PauseGate:
+    """The "not before" time that every worker of one client waits for: a 429 pauses the whole task.
+
+    One worker's Retry-After (or backoff) moves it later, never earlier; every request first waits
+    until it has passed.
+    """
+
+    def __init__(self, clock, sleep):
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._not_before = 0.0
+
+    def pause(self, seconds):
+        with self._lock:
+            self._not_before = max(self._not_before, self._clock() + seconds)
+
+    def wait(self):
+        while True:
+            with self._lock:
+                remaining = self._not_before - self._clock()
+            if remaining <= 0:
+                return
+            self._sleep(remaining)
+
+
+class _VirtualClock:
+    """The clock of a client given its own ``sleep`` (tests) but no clock: time moves by what it slept."""
+
+    def __init__(self, sleep):
+        self._user_sleep = sleep
+        self._lock = threading.Lock()
+        self._now = 0.0
+
+    def __call__(self):
+        with self._lock:
+            return self._now
+
+    def sleep(self, seconds):
+        self._user_sleep(seconds)
+        with self._lock:
+            self._now += seconds
+
+
+def _transport_problem(error):
+    """A short reason for a transport error, and whether the connection was refused."""
+    seen = set()
+    pending = [error]
+    while pending:
+        item = pending.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, ConnectionRefusedError) or getattr(item, "errno", None) == errno.ECONNREFUSED:
+            return "connection refused", True
+        if isinstance(item, socket.gaierror):
+            return "the host name does not resolve", False
+        pending.extend(arg for arg in getattr(item, "args", ()) if isinstance(arg, BaseException))
+        pending.extend((getattr(item, "reason", None), item.__cause__, item.__context__))
+    text = str(error)
+    if "refused" in text.lower():
+        return "connection refused", True
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return "no connection within the timeout", False
+    if "reset" in text.lower():
+        return "connection reset", False
+    return "connection failed (%s)" % type(error).__name__, False
+
+
 class DuctapeClient:
-    """A requests.Session on one Ductape API, with the access key, retries and the envelope."""
+    """Requests on one Ductape API, with the access key, retries, the shared pause and the envelope.
+
+    Safe to use from several threads at once: the session's connection pool holds ``pool_size``
+    connections (the engine's parallelism), and a 429 pauses every thread (``_PauseGate``).
+    """
 
     def __init__(self, api_url, access_key, validate_certs=True, timeout=30.0, retries=3, warn=None,
-                 sleep=time.sleep, session=None, rng=random.random):
+                 sleep=time.sleep, session=None, rng=random.random, clock=None, pool_size=1,
+                 api_url_option="api_url"):
         self.api_url = (api_url or DEFAULT_API_URL).rstrip("/")
+        self.shown_api_url = mask_url(self.api_url)
+        self.api_url_option = api_url_option
         self._access_key = access_key or ""
         self.validate_certs = validate_certs
         self.timeout = timeout
         self.retries = max(0, int(retries))
         self._warn = warn or (lambda message: None)
+        self._warn_lock = threading.Lock()
+        # Once a refused connection gave up, nothing listens at api_url: later calls fail at once, and
+        # concurrent workers warn about it once in all.
+        self._refused = None
+        self._refused_warned = False
+        if clock is None and sleep is not time.sleep:
+            virtual = _VirtualClock(sleep)
+            clock, sleep = virtual, virtual.sleep
         self._sleep = sleep
         self._rng = rng
+        self._gate = _PauseGate(clock or time.monotonic, sleep)
         if session is None:
             session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, int(pool_size)), max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
         self._session = session
         self._session.headers.update({
             "Authorization": "Bearer " + self._access_key,
@@ -171,7 +322,11 @@ class DuctapeClient:
     # The operations of the contract.
 
     def register(self, product, access_tag, webhook_tag, envs):
-        """Full registration of ``envs`` ([{slug, url, method, auth}]); returns the answer's data."""
+        """Full registration of ``envs`` ([{slug, url, method, auth}]); returns the answer's data.
+
+        An API 502 (a provider refused the link after the registrations were stored) raises
+        DuctapeApiError with ``stored`` set to the envs the answer still carries, if any.
+        """
         body = dict(product=product, access_tag=access_tag, webhook_tag=webhook_tag, envs=envs)
         operation = "register %s/%s in %s" % (access_tag, webhook_tag, ", ".join(env["slug"] for env in envs))
         data = self._call(operation, "POST", ROUTE_REGISTER, body=body, env_slugs=[env["slug"] for env in envs])
@@ -182,22 +337,28 @@ class DuctapeClient:
         operation = "generate the link of %s/%s in %s" % (access_tag, webhook_tag, env)
         return self._expect(self._call(operation, "POST", ROUTE_GENERATE_LINK, body=body), dict, operation)
 
-    def webhooks(self, product, access_tag, webhook_tag=None):
-        """Every webhook the app behind ``access_tag`` defines, following every page.
+    def list_webhooks(self, product, access_tag, webhook_tag=None):
+        """(webhooks, product_envs): every webhook the app behind ``access_tag`` defines, every page followed.
 
-        ``webhook_tag`` is sent as a hint (a server that filters answers one short page) and
-        applied here as well, so a server that ignores it gives the same result.
+        ``webhook_tag`` is sent as a filter (a server that filters answers one short page) and applied
+        here as well, so a server that ignores it gives the same result. ``product_envs`` is the list
+        of the product's env slugs when the server says it (``meta.product_envs``, a ductape-local
+        extension), else None.
         """
         operation = "list the webhooks of %s in product %s" % (access_tag, product)
         query = dict(product=product, access_tag=access_tag, limit=PAGE_SIZE)
         if webhook_tag:
             query["webhook_tag"] = webhook_tag
         found = []
+        product_envs = None
         seen_cursors = set()
         while True:
-            data, meta = self._call(operation, "GET", ROUTE_WEBHOOKS, query=query, with_meta=True)
+            data, meta = self._call(operation, "GET", ROUTE_WEBHOOKS, query=dict(query), with_meta=True)
             found.extend(self._expect(data, list, operation))
-            cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
+            meta = meta if isinstance(meta, dict) else {}
+            if isinstance(meta.get("product_envs"), list):
+                product_envs = [slug for slug in meta["product_envs"] if isinstance(slug, str)]
+            cursor = meta.get("next_cursor")
             if not cursor:
                 break
             if cursor in seen_cursors:
@@ -206,9 +367,14 @@ class DuctapeClient:
                     % (operation, json.dumps(cursor)), operation=operation)
             seen_cursors.add(cursor)
             query["cursor"] = cursor
+        found = [webhook for webhook in found if isinstance(webhook, dict)]
         if webhook_tag:
-            found = [webhook for webhook in found if isinstance(webhook, dict) and webhook.get("tag") == webhook_tag]
-        return found
+            found = [webhook for webhook in found if webhook.get("tag") == webhook_tag]
+        return found, product_envs
+
+    def webhooks(self, product, access_tag, webhook_tag=None):
+        """The webhooks of list_webhooks, without the product's envs."""
+        return self.list_webhooks(product, access_tag, webhook_tag)[0]
 
     def delete_registration(self, uuid, env=None):
         operation = "delete the registration %s%s" % (uuid, " in %s" % env if env else "")
@@ -224,7 +390,7 @@ class DuctapeClient:
         found = []
         while len(found) < limit:
             query["limit"] = min(PAGE_SIZE, limit - len(found))
-            data, meta = self._call(operation, "GET", ROUTE_DELIVERIES, query=query, with_meta=True)
+            data, meta = self._call(operation, "GET", ROUTE_DELIVERIES, query=dict(query), with_meta=True)
             found.extend(self._expect(data, list, operation))
             cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
             if not cursor or cursor == query.get("cursor"):
@@ -245,43 +411,74 @@ class DuctapeClient:
 
     # The transport.
 
+    def warn(self, message):
+        with self._warn_lock:
+            self._warn(self._scrub(message))
+
     def _call(self, operation, method, path, query=None, body=None, env_slugs=None, with_meta=False):
         url = self.api_url + path
         attempt = 0
         while True:
             attempt += 1
             retry_after = None
+            allowed = self.retries
+            refused = False
+            if self._refused is not None:
+                raise DuctapeApiError("%s: not sent: %s" % (operation, self._refused), operation=operation,
+                                      option=self.api_url_option)
+            self._gate.wait()
             try:
                 response = self._session.request(
                     method, url, params=query, json=body, timeout=self.timeout, verify=self.validate_certs)
-            except requests.exceptions.SSLError as error:
+            except requests.exceptions.SSLError:
                 raise DuctapeApiError(
-                    "%s: the TLS connection to %s failed (%s); check the API URL and its certificate, or set "
-                    "validate_certs: false for a server you trust" % (operation, url, self._scrub(error)),
-                    operation=operation)
-            except requests.exceptions.ReadTimeout as error:
-                problem = "the Ductape API at %s did not answer within the timeout of %s s (%s)" % (
-                    url, self.timeout, self._scrub(error))
+                    "%s: the TLS connection to %s failed; check the %s option and the API's certificate, or set "
+                    "validate_certs: false for a server you trust" % (operation, self.shown_api_url,
+                                                                      self.api_url_option),
+                    operation=operation, option=self.api_url_option)
+            except requests.exceptions.ReadTimeout:
+                problem = "the Ductape API at %s did not answer within the timeout of %s s" % (
+                    self.shown_api_url, self.timeout)
                 status = None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
-                problem = "could not reach the Ductape API at %s; check the api_url option (%s)" % (
-                    url, self._scrub(error))
+                reason, refused = _transport_problem(error)
+                problem = "could not reach the Ductape API at %s (%s); check the %s option" % (
+                    self.shown_api_url, reason, self.api_url_option)
                 status = None
+                if refused:
+                    allowed = min(allowed, REFUSED_RETRIES)
             else:
                 if response.status_code not in RETRYABLE_STATUSES or self._is_the_apis_own_502(response):
                     return self._unwrap(operation, response, env_slugs, with_meta)
                 problem = "the Ductape API answered HTTP %d (%s)" % (
-                    response.status_code, self._errors_text(response) or response.reason or "no reason given")
+                    response.status_code, self._short(self._errors_text(response) or response.reason
+                                                      or "no reason given"))
                 status = response.status_code
                 retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-            if attempt > self.retries:
+            if attempt > allowed:
+                if refused:
+                    self._refused = problem
                 raise DuctapeApiError(
-                    "%s: %s; gave up after %d attempt%s (raise the retries option to try longer)"
-                    % (operation, problem, attempt, "" if attempt == 1 else "s"),
-                    status=status, operation=operation)
+                    "%s: %s; gave up after %d attempt%s%s"
+                    % (operation, problem, attempt, "" if attempt == 1 else "s",
+                       "" if allowed < self.retries else " (raise the retries option to try longer)"),
+                    status=status, operation=operation, option=self.api_url_option if status is None else None)
             delay = retry_delay(attempt, retry_after, self._rng)
-            self._warn("%s: %s; retry %d of %d in %.1f s" % (operation, problem, attempt, self.retries, delay))
-            self._sleep(delay)
+            if status == 429:
+                self._gate.pause(delay)  # every worker waits, not only this one
+            with self._warn_lock:
+                repeated, self._refused_warned = refused and self._refused_warned, self._refused_warned or refused
+            if not repeated:
+                self.warn("%s: %s; retry %d of %d in %.1f s" % (operation, problem, attempt, allowed, delay))
+            if status == 429:
+                self._gate.wait()
+            else:
+                self._sleep(delay)
+
+    @staticmethod
+    def _short(text, limit=160):
+        text = " ".join(str(text).split())
+        return text if len(text) <= limit else text[:limit - 3] + "..."
 
     @staticmethod
     def _is_the_apis_own_502(response):
@@ -306,14 +503,16 @@ class DuctapeClient:
             envelope = None
         if not isinstance(envelope, dict) or "status" not in envelope:
             raise DuctapeApiError(
-                "%s: the API at %s answered HTTP %d with %s, not a Ductape answer (is api_url the Ductape API?)"
-                % (operation, self.api_url, response.status_code, self._describe_body(response)),
+                "%s: the API at %s answered HTTP %d with %s, not a Ductape answer (is %s the Ductape API?)"
+                % (operation, self.shown_api_url, response.status_code, self._describe_body(response),
+                   self.api_url_option),
                 status=response.status_code, operation=operation)
         if response.status_code >= 400 or envelope.get("status") is not True:
             errors = self._errors_text(response, envelope) or "no error message"
             raise DuctapeApiError(
                 "%s: HTTP %d: %s%s" % (operation, response.status_code, errors, self._env_hint(errors, env_slugs)),
-                status=response.status_code, operation=operation)
+                status=response.status_code, operation=operation,
+                provider_refused=response.status_code == 502)
         if "data" not in envelope:
             raise DuctapeApiError("%s: the API's answer has no data (HTTP %d)" % (operation, response.status_code),
                                   status=response.status_code, operation=operation)
@@ -362,26 +561,34 @@ class DuctapeClient:
         return "%s %s" % (response.headers.get("Content-Type") or "a body", json.dumps(snippet))
 
     def _scrub(self, value):
-        """The access key never leaves in a message, even when some layer quotes it back."""
+        """No access key leaves in a message, in any spelling a layer may quote it; URLs masked (C2)."""
         text = str(value)
         if self._access_key:
-            text = text.replace(self._access_key, MASK)
-        return text
+            forms = set((self._access_key, json.dumps(self._access_key)[1:-1], repr(self._access_key)[1:-1],
+                         quote(self._access_key, safe=""), self._access_key.strip()))
+            for form in sorted((form for form in forms if form), key=len, reverse=True):
+                text = text.replace(form, MASK)
+        return mask_urls_in_text(text)
 
 
-def client_for(params, warn=None):
-    """A client from a module's connection parameters; fails clearly when the key is missing."""
-    if not params.get("access_key"):
-        raise DuctapeApiError(
-            "access_key: no access key given; set the access_key option or the DUCTAPE_ACCESS_KEY environment "
-            "variable (for all ductape tasks at once: module_defaults group/ductape.webhooks.ductape)")
+def client_for(params, warn=None, pool_size=1, api_url_option="api_url", access_key_option="access_key"):
+    """A client from a module's connection parameters; refuses clearly what cannot work.
+
+    ``api_url_option`` and ``access_key_option`` are the names the user set the values under (the
+    role says ``ductape_api_url``), used in every message about them.
+    """
+    problems = access_key_problems(params.get("access_key"), field=access_key_option)
+    if problems:
+        raise DuctapeApiError(problems[0], option=access_key_option)
     if params.get("timeout") is not None and params["timeout"] <= 0:
         raise DuctapeApiError("timeout: must be more than 0 seconds (got %s)" % params["timeout"])
     if params.get("retries") is not None and params["retries"] < 0:
         raise DuctapeApiError("retries: must be 0 or more (got %s)" % params["retries"])
     api_url = params.get("api_url") or DEFAULT_API_URL
     if not api_url.startswith(("http://", "https://")):
-        raise DuctapeApiError("api_url: must start with http:// or https:// (got %s)" % json.dumps(api_url))
+        raise DuctapeApiError("%s: must start with http:// or https:// (got %s)"
+                              % (api_url_option, json.dumps(mask_url(api_url))), option=api_url_option)
     return DuctapeClient(
         api_url, params["access_key"], validate_certs=params.get("validate_certs", True),
-        timeout=params.get("timeout") or 30.0, retries=params.get("retries", 3), warn=warn)
+        timeout=params.get("timeout") or 30.0, retries=params.get("retries", 3), warn=warn, pool_size=pool_size,
+        api_url_option=api_url_option)

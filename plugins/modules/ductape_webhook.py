@@ -26,6 +26,9 @@ author:
   - Ductape maintainers (@ductape)
 extends_documentation_fragment:
   - ductape.webhooks.connection
+  - ductape.webhooks.connection.parallelism
+  - ductape.webhooks.attributes
+  - ductape.webhooks.attributes.actiongroup_ductape
 options:
   product:
     description: The product's tag.
@@ -56,6 +59,8 @@ options:
       url:
         description:
           - The receiver that Ductape forwards this env's events to, an absolute C(http://) or C(https://) URL.
+          - Credentials inside it (C(user:pass@), C(?token=)) are shown masked in every output; a changed one is
+            still noticed where the API gives the url's digest.
           - Required with O(state=present); ignored with O(state=absent).
         type: str
       method:
@@ -71,7 +76,9 @@ options:
             C(params) (path parameters), each a mapping of names to values. Absent parts count as empty.
           - Never shown in results, diffs, errors or logs, not even when it has the wrong shape; then the
             error names the env and the part, and says what kind of value it got, but not the value.
-          - Compared by digest, so a changed value is noticed without the stored one ever being read.
+          - Compared by digest, so a changed value is noticed without the stored one ever being read. The API's
+            C(auth_digest) is salted per registration (C(hmac-sha256:<salt>:<hex>)); the module reads the salt from
+            it and computes the same HMAC of this auth. Older servers' C(sha256:<hex>) is understood too.
         type: raw
   webhooks:
     description:
@@ -79,8 +86,9 @@ options:
         O(product) and O(state) apply to all of them.
       - Every env of every webhook is checked before anything is written; any problem fails the task with no
         change made, and the message names each one as C(webhooks[i].envs[j].field).
-      - Then each webhook is read (one short listing), compared and written (one register request, or the
-        deletes with O(state=absent)) in turn, with one HTTP session for the whole task.
+      - Then the webhooks are read (see O(parallelism) for the rule), compared, and written (one register request
+        per webhook, or one delete per env with O(state=absent)), up to O(parallelism) requests at once, on one HTTP
+        connection pool for the whole task.
       - A webhook whose call fails does not stop the others; the task then fails naming each failed webhook,
         and its result still reports every one, in RV(webhooks). Only an error that concerns every webhook (the API cannot be
         reached or does not answer in time, or refuses the access key or the product) leaves the remaining ones
@@ -128,21 +136,20 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reads the current registrations and makes the same decisions; sends no write.
+    details: Reads the current registrations and makes the same decisions; sends no write.
   diff_mode:
     support: full
-    description: Shows url, method and auth of each written env before and after, every auth value masked.
-  action_group:
-    description: Use C(group/ductape.webhooks.ductape) in C(module_defaults) to set the connection options once.
-    support: full
-    membership:
-      - ductape.webhooks.ductape
+    details:
+      - Shows, for each env that is written, the keys that change (url masked, method, auth with every value masked)
+        before and after; all of them for an env created or removed.
   idempotent:
     support: full
-    description: A second run with the same options reports RV(ignore:changed=false) and sends no write.
+    details: A second run with the same options reports RV(ignore:changed=false) and sends no write.
 notes:
   - A provider registration that fails leaves the Ductape registration stored; the task fails naming the env and
-    the provider's HTTP status, and running it again retries the provider.
+    the provider's HTTP status, reports RV(ignore:changed=true) (the registration was written), and running it again
+    retries the provider.
+  - Anything written is reported as a change, also when the task fails afterwards (a later delete failing).
 seealso:
   - module: ductape.webhooks.ductape_webhook_link
     description: For a provider whose dashboard needs the link pasted by a person.
@@ -221,7 +228,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 changed:
-  description: Whether any listed env was created, updated or deleted (or would be, in check mode).
+  description:
+    - Whether any listed env was created, updated or deleted (or would be, in check mode); also true when the task
+      failed after writing something.
   returned: always
   type: bool
 msg:
@@ -232,7 +241,7 @@ msg:
   sample: "1 of 3 webhooks failed: stripe-payments/charge_refunded: register stripe-payments/charge_refunded in sbx: HTTP 422: ..."
 envs:
   description: One entry per listed env, in the order given.
-  returned: success, with O(envs)
+  returned: with O(envs), unless an option was refused before any request
   type: list
   elements: dict
   contains:
@@ -255,7 +264,7 @@ envs:
       type: str
       sample: https://webhooks.ductape.app/webhooks/v1/process/0f8c2a4e-7d61-4b7a-9e55-3c2d1b0a9f87
     url:
-      description: The receiver URL.
+      description: The receiver URL, credentials in it masked.
       type: str
       sample: https://api.example.com/hooks/stripe/payment-succeeded
     method:
@@ -307,36 +316,34 @@ webhooks:
       returned: when it failed
 diff:
   description:
-    - Url, method and masked auth of each written env, before and after. Only with C(--diff).
+    - For each written env, the keys that change (url, method, auth with every value masked) before and after; all
+      of them for a created or removed env, and for an env sent again only because its provider does not hold the
+      link yet. Only with C(--diff).
     - With O(webhooks), one more level keyed C(ACCESS_TAG/WEBHOOK_TAG), holding the webhooks that write only.
   returned: when diff mode is on
   type: dict
   sample:
-    before: {prd: {url: https://old.example.com/hook, method: POST, auth: {headers: {Authorization: "********"}}}}
-    after: {prd: {url: https://api.example.com/hook, method: POST, auth: {headers: {Authorization: "********"}}}}
+    before: {prd: {url: https://old.example.com/hook}, stg: {auth: {headers: {Authorization: "********"}}}}
+    after: {prd: {url: https://api.example.com/hook}, stg: {auth: {headers: {Authorization: "******** (changed)"}}}}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.ductape.webhooks.plugins.module_utils._engine import (
+    DEFAULT_PARALLELISM,
+    batch_report,
+    check_states,
+    converge,
+    form_problem,
+    parallelism_problems,
+    refusal,
+    single_report,
+    webhook_states,
+)
+from ansible_collections.ductape.webhooks.plugins.module_utils._module_host import run_as_module
+from ansible_collections.ductape.webhooks.plugins.module_utils._rules import HTTP_METHODS
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import (
-    HTTP_METHODS,
     DuctapeApiError,
     client_for,
     connection_argument_spec,
-    require_requests,
-)
-from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_webhooks import (
-    CREATED,
-    DELETED,
-    UPDATED,
-    WRITING_ACTIONS,
-    check_envs,
-    env_result,
-    find_webhook,
-    plan_registration,
-    quoted,
-    registration_diff,
-    registrations_by_env,
 )
 
 
@@ -348,7 +355,7 @@ def argument_spec():
         method=dict(type="str", choices=list(HTTP_METHODS), default="POST"),
         # raw, not a dict with options: a value of the wrong shape must still be registered as
         # no_log before it is refused, or the failed task's invocation would show it in clear.
-        # check_envs checks the shape (a mapping of AUTH_PARTS, each a mapping).
+        # The engine checks the shape (_rules.auth_problems) without showing the value.
         auth=dict(type="raw", no_log=True),
     ))
     spec.update(
@@ -363,6 +370,7 @@ def argument_spec():
             envs=dict(envs, required=True),
         )),
         state=dict(type="str", choices=["present", "absent"], default="present"),
+        parallelism=dict(type="int", default=DEFAULT_PARALLELISM),
     )
     return spec
 
@@ -370,176 +378,27 @@ def argument_spec():
 SINGLE_FORM = ("access_tag", "webhook_tag", "envs")
 ARGUMENT_SPEC_OPTIONS = dict(mutually_exclusive=[("webhooks", option) for option in SINGLE_FORM])
 
-# A failed call with one of these statuses concerns every webhook of a batch (the API cannot be
-# reached or does not answer in time, or refuses the key or the product): the others are not attempted.
-_FAILS_EVERY_WEBHOOK = (None, 401, 403)
-
-
-def _failure(message):
-    return dict(failed=True, changed=False, msg=message)
-
-
-def _form_problem(params):
-    """The message when neither form, or only part of the single one, is given."""
-    if params.get("webhooks") is not None:
-        return None
-    missing = [option for option in SINGLE_FORM if params.get(option) is None]
-    if len(missing) == len(SINGLE_FORM):
-        return ("one of the two forms is required: access_tag, webhook_tag and envs (one webhook), "
-                "or webhooks (several)")
-    if missing:
-        return "missing required arguments: %s" % ", ".join(sorted(missing))
-    return None
-
-
-def _converge(client, product, access_tag, webhook_tag, envs, state, check_mode, progress):
-    """One webhook: one read, the comparison, one register request or the deletes.
-
-    ``progress`` receives the ``plan`` once it is made and, in ``written``, {env: what the server
-    answered} as the writes succeed: a caller still knows both when a later call raises DuctapeApiError.
-    """
-    written = progress.setdefault("written", {})
-    webhook = find_webhook(client.webhooks(product, access_tag, webhook_tag), webhook_tag)
-    if webhook is None:
-        raise DuctapeApiError("webhook_tag: %s is not a webhook of the app behind access tag %s"
-                              % (quoted(webhook_tag), quoted(access_tag)), status=404)
-    plan = progress["plan"] = plan_registration(registrations_by_env(webhook), envs, state)
-    if not check_mode:
-        to_register = [desired for slug, action, current, desired in plan if action in (CREATED, UPDATED)]
-        if to_register:
-            answer = client.register(product, access_tag, webhook_tag, to_register)
-            written.update((env.get("productEnv"), env) for env in answer.get("envs") or [])
-        for slug, action, current, desired in plan:
-            if action == DELETED:
-                written[slug] = client.delete_registration(current["uuid"], env=slug)
-
-
-def _env_results(plan, written):
-    results = []
-    for slug, action, current, desired in plan:
-        # What the server answered wins; before a write (check mode) the desired url and method are shown.
-        answered = written.get(slug)
-        results.append(env_result(slug, action, answered or current, None if answered else desired))
-    return results
-
 
 def run(params, check_mode, want_diff, warn):
-    """The module's whole work, shared with the action plugin that runs it in the controller process."""
-    problem = _form_problem(params)
+    """Parse, converge, report; shared with the action plugin that runs it in the controller process."""
+    problem = form_problem(params, SINGLE_FORM)
     if problem:
-        return _failure(problem)
-    if params.get("webhooks") is not None:
-        return _run_batch(params, check_mode, want_diff, warn)
-    state = params["state"]
-    envs = params["envs"] or []
-    problems = check_envs(envs, state)
+        return refusal([problem])
+    batch = params.get("webhooks") is not None
+    webhooks = webhook_states(params, link_only=False)
+    problems = parallelism_problems(params["parallelism"]) + check_states(webhooks, params["state"])
     if problems:
-        return _failure("; ".join(problems))
-    progress = {}
+        return refusal(problems, "nothing was written: " if batch else "")
     try:
-        client = client_for(params, warn)
-        _converge(client, params["product"], params["access_tag"], params["webhook_tag"], envs, state,
-                  check_mode, progress)
+        client = client_for(params, warn, pool_size=params["parallelism"])
     except DuctapeApiError as error:
-        return _failure(str(error))
-    plan, written = progress["plan"], progress["written"]
-
-    result = dict(changed=any(action in WRITING_ACTIONS for slug, action, current, desired in plan),
-                  envs=_env_results(plan, written))
-    if want_diff:
-        result["diff"] = registration_diff(plan)
-    return result
-
-
-def _batch_problems(webhooks, state):
-    """Every problem of every webhook of the batch, each naming webhooks[i] and the field."""
-    problems = []
-    first_index = {}
-    for index, webhook in enumerate(webhooks):
-        name = "%s/%s" % (webhook["access_tag"], webhook["webhook_tag"])
-        if name in first_index:
-            problems.append("webhooks[%d]: webhook %s is listed twice (webhooks[%d] and webhooks[%d]); "
-                            "list each webhook once" % (index, quoted(name), first_index[name], index))
-        else:
-            first_index[name] = index
-        problems.extend("webhooks[%d].%s (webhook %s)" % (index, problem, quoted(name))
-                        for problem in check_envs(webhook["envs"] or [], state))
-    return problems
-
-
-def _run_batch(params, check_mode, want_diff, warn):
-    """Several webhooks in one call: all validated first, then each read, compared and written in turn.
-
-    A webhook whose call fails does not stop the others; the module fails at the end naming each one.
-    """
-    state, product = params["state"], params["product"]
-    webhooks = params["webhooks"]
-    problems = _batch_problems(webhooks, state)
-    if problems:
-        return _failure("nothing was written: " + "; ".join(problems))
-    try:
-        client = client_for(params, warn)
-    except DuctapeApiError as error:
-        return _failure(str(error))
-
-    outcomes = []
-    before, after = {}, {}
-    stopped_by = None
-    for webhook in webhooks:
-        access_tag, webhook_tag, envs = webhook["access_tag"], webhook["webhook_tag"], webhook["envs"]
-        name = "%s/%s" % (access_tag, webhook_tag)
-        outcome = dict(access_tag=access_tag, webhook_tag=webhook_tag)
-        progress, error = {}, None
-        if stopped_by is not None:
-            error = "not attempted: %s" % stopped_by
-        else:
-            try:
-                _converge(client, product, access_tag, webhook_tag, envs, state, check_mode, progress)
-            except DuctapeApiError as failure:
-                error = str(failure)
-                if failure.status in _FAILS_EVERY_WEBHOOK:
-                    stopped_by = ("the call for %s failed in a way that concerns every webhook (the API cannot be "
-                                  "reached or does not answer, or refuses the key or the product)" % name)
-        plan, written = progress.get("plan"), progress.get("written", {})
-        if error is None:
-            outcome["changed"] = any(action in WRITING_ACTIONS for slug, action, current, desired in plan)
-            outcome["envs"] = _env_results(plan, written)
-        else:
-            # Only what was really written counts; a planned write that did not happen has no action.
-            if plan is None:  # the read failed: what was asked is all there is to show
-                plan = [(env["slug"], None, None, dict(url=env.get("url"), method=env.get("method")))
-                        for env in envs]
-            else:
-                plan = [(slug, action if action not in WRITING_ACTIONS or slug in written else None, current, desired)
-                        for slug, action, current, desired in plan]
-            outcome.update(changed=bool(written), envs=_env_results(plan, written), failed=True, msg=error)
-        if want_diff:
-            diff = registration_diff(plan)
-            if diff["before"]:
-                before[name] = diff["before"]
-            if diff["after"]:
-                after[name] = diff["after"]
-        outcomes.append(outcome)
-
-    result = dict(changed=any(outcome["changed"] for outcome in outcomes), webhooks=outcomes)
-    if want_diff:
-        result["diff"] = dict(before=before, after=after)
-    failed = [outcome for outcome in outcomes if outcome.get("failed")]
-    if failed:
-        result.update(failed=True, msg="%d of %d webhooks failed: %s" % (
-            len(failed), len(outcomes),
-            "; ".join("%s/%s: %s" % (outcome["access_tag"], outcome["webhook_tag"], outcome["msg"])
-                      for outcome in failed)))
-    return result
+        return refusal([str(error)])
+    outcomes = converge(client, params["product"], webhooks, params["state"], check_mode, params["parallelism"])
+    return batch_report(outcomes, want_diff) if batch else single_report(outcomes[0], want_diff)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, **ARGUMENT_SPEC_OPTIONS)
-    require_requests(module)
-    result = run(module.params, module.check_mode, module._diff, module.warn)
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    run_as_module(argument_spec(), ARGUMENT_SPEC_OPTIONS, run)
 
 
 if __name__ == "__main__":

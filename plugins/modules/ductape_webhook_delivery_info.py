@@ -17,11 +17,15 @@ description:
     latency, error), and counts them by status.
   - Use it to check that a webhook works end to end after registering it, or to find the events
     that failed and why.
-  - Read only; never changes anything and never returns a secret (no headers and no bodies of events).
+  - Read only; never changes anything and never returns a secret (no headers and no bodies of events, credentials
+    inside urls masked).
 author:
   - Ductape maintainers (@ductape)
 extends_documentation_fragment:
   - ductape.webhooks.connection
+  - ductape.webhooks.attributes
+  - ductape.webhooks.attributes.actiongroup_ductape
+  - ductape.webhooks.attributes.info_module
 options:
   product:
     description:
@@ -32,10 +36,14 @@ options:
     description: Only deliveries for this app connection (its access tag).
     type: str
   webhook_tag:
-    description: Only deliveries of this webhook (its tag).
+    description:
+      - Only deliveries of this webhook (its tag).
+      - With O(product) and O(access_tag), the task fails when the app defines no such webhook, naming the ones it does.
     type: str
   env:
-    description: Only deliveries in this product environment (its slug, for example C(prd)).
+    description:
+      - Only deliveries in this product environment (its slug, for example C(prd)).
+      - With O(product) and O(access_tag), the task fails when the product has no such env, naming its envs.
     type: str
   status:
     description:
@@ -55,21 +63,6 @@ options:
       - The most deliveries to return, newest first. Pages of the API are followed until it is reached.
     type: int
     default: 50
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads, so check mode runs it unchanged.
-  diff_mode:
-    support: none
-    description: Nothing is ever changed, so there is no diff.
-  action_group:
-    description: Use C(group/ductape.webhooks.ductape) in C(module_defaults) to set the connection options once.
-    support: full
-    membership:
-      - ductape.webhooks.ductape
-  idempotent:
-    support: full
-    description: Reading changes nothing; RV(ignore:changed) is always false.
 notes:
   - The delivery log is a feature of the Ductape middleware as the C(ductape-local) server implements it
     (C(GET /webhooks/v1/deliveries)).
@@ -219,13 +212,13 @@ counts:
   sample: {pending: 0, delivered: 9, failed: 1}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.ductape.webhooks.plugins.module_utils._engine import mask_urls_deep, read_webhooks, refusal
+from ansible_collections.ductape.webhooks.plugins.module_utils._module_host import run_as_module
+from ansible_collections.ductape.webhooks.plugins.module_utils._rules import env_exists_problems, webhook_tag_problems
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import (
     DuctapeApiError,
     client_for,
     connection_argument_spec,
-    require_requests,
 )
 
 STATUSES = ("pending", "delivered", "failed")
@@ -245,6 +238,9 @@ def argument_spec():
     return spec
 
 
+ARGUMENT_SPEC_OPTIONS = {}
+
+
 def counts_by_status(deliveries):
     counts = dict.fromkeys(STATUSES, 0)
     for delivery in deliveries:
@@ -253,30 +249,50 @@ def counts_by_status(deliveries):
     return counts
 
 
+def filter_problems(client, params):
+    """The filters checked with the reads and rules of ductape_webhook, where the API lets us.
+
+    With product and access_tag, one read (filtered by webhook_tag when given) says the product's envs
+    and whether the app defines the webhook; without them there is nothing to check against.
+    """
+    product, access_tag, webhook_tag, env = (params[name] for name in ("product", "access_tag", "webhook_tag", "env"))
+    if not (product and access_tag and (env or webhook_tag)):
+        return []
+    pair = (access_tag, webhook_tag)
+    reading = read_webhooks(client, product, [pair], 1)[pair]
+    if reading.error:
+        return [reading.error]
+    problems = []
+    if webhook_tag and reading.webhook is None:
+        problems.extend(webhook_tag_problems("webhook_tag", webhook_tag, access_tag, reading.app_tags or []))
+    if env:
+        problems.extend(env_exists_problems("env", env, product, reading.product_envs))
+    return problems
+
+
 def run(params, check_mode, want_diff, warn):
-    """The module's whole work, shared with the action plugin that runs it in the controller process."""
+    """Check, read, report; shared with the action plugin that runs it in the controller process."""
     if params["limit"] < 1:
-        return {"failed": True, "changed": False, "msg": "limit: must be 1 or more (got %d)" % params["limit"]}
+        return refusal(["limit: must be 1 or more (got %d)" % params["limit"]])
     try:
         client = client_for(params, warn)
         if params["event_id"]:
             found = client.delivery(params["event_id"])
             deliveries = [] if found is None else [found]
         else:
-            filters = {name: params[name] for name in ("product", "access_tag", "webhook_tag", "env", "status")}
+            problems = filter_problems(client, params)
+            if problems:
+                return refusal(problems)
+            filters = dict((name, params[name]) for name in ("product", "access_tag", "webhook_tag", "env", "status"))
             deliveries = client.deliveries(limit=params["limit"], **filters)
     except DuctapeApiError as error:
-        return {"failed": True, "changed": False, "msg": str(error)}
+        return refusal([str(error)])
+    deliveries = mask_urls_deep(deliveries)
     return {"changed": False, "deliveries": deliveries, "counts": counts_by_status(deliveries)}
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    require_requests(module)
-    result = run(module.params, module.check_mode, module._diff, module.warn)
-    if result.get("failed"):
-        module.fail_json(**{key: value for key, value in result.items() if key != "failed"})
-    module.exit_json(**result)
+    run_as_module(argument_spec(), ARGUMENT_SPEC_OPTIONS, run)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,20 @@ version_added: 0.1.0
 description:
   - Returns every webhook that the app behind O(access_tag) defines, each with the registrations that exist for it
     in the product's environments (Ductape's C(webhooks.fetchAll)). Every page of the API is followed.
-  - Read only. Never returns a secret; auth comes back with every value masked, plus its digest.
+  - Read only. Never returns a secret, nor anything to test a guess of one against. Auth comes back as the key
+    names of its parts with every value masked, plus RV(webhooks[].config[].has_auth); the API's C(auth_digest)
+    and C(url_digest) are left out, and credentials inside urls are masked.
+  - The API's digests exist so that M(ductape.webhooks.ductape_webhook) can tell whether a secret changed without
+    reading it; each is salted per registration and per change (C(hmac-sha256:<salt>:<hex>)). Whoever holds the
+    access key and one digest can still test a guess of that one registration's secret at HMAC speed; nothing
+    learned serves another registration, or another version of the same one, and equal secrets do not look equal.
 author:
   - Ductape maintainers (@ductape)
 extends_documentation_fragment:
   - ductape.webhooks.connection
+  - ductape.webhooks.attributes
+  - ductape.webhooks.attributes.actiongroup_ductape
+  - ductape.webhooks.attributes.info_module
 options:
   product:
     description: The product's tag.
@@ -30,28 +39,15 @@ options:
     required: true
   webhook_tag:
     description:
-      - Only this webhook. The task fails when the app defines no webhook with this tag.
+      - Only this webhook. The task fails when the app defines no webhook with this tag, listing the ones it does.
     type: str
   env:
     description:
       - Only the registrations in this product environment (by slug). Webhooks without one there are still
         returned, with an empty RV(webhooks[].config).
+      - The task fails when the product has no such env, naming the envs it has (where the API says which, as the
+        C(ductape-local) server does).
     type: str
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads, so check mode runs it unchanged.
-  diff_mode:
-    support: none
-    description: Nothing is ever changed.
-  action_group:
-    description: Use C(group/ductape.webhooks.ductape) in C(module_defaults) to set the connection options once.
-    support: full
-    membership:
-      - ductape.webhooks.ductape
-  idempotent:
-    support: full
-    description: Reading changes nothing; RV(ignore:changed) is always false.
 seealso:
   - module: ductape.webhooks.ductape_webhook
   - module: ductape.webhooks.ductape_webhook_link
@@ -117,7 +113,7 @@ webhooks:
           type: str
           sample: live
         url:
-          description: The receiver URL.
+          description: The receiver URL, credentials in it masked.
           type: str
         method:
           description: The HTTP method events are forwarded with.
@@ -129,12 +125,12 @@ webhooks:
           description: Whether an event has been delivered to the receiver yet.
           type: bool
         auth:
-          description: The stored auth's parts and keys, every value replaced by C(********).
+          description: The stored auth's non-empty parts and their keys, every value replaced by C(********).
           type: dict
           sample: {headers: {Authorization: "********"}}
-        auth_digest:
-          description: C(sha256:) and the hex digest of the stored auth, to compare without reading it.
-          type: str
+        has_auth:
+          description: Whether an auth is stored (any part with a key).
+          type: bool
         provider_registration:
           description: The provider registration's C(status), C(http_status), C(at) and C(error); null where there is none.
           type: dict
@@ -146,15 +142,14 @@ webhooks:
           type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.ductape.webhooks.plugins.module_utils._engine import public_webhook, read_webhooks, refusal
+from ansible_collections.ductape.webhooks.plugins.module_utils._module_host import run_as_module
+from ansible_collections.ductape.webhooks.plugins.module_utils._rules import env_exists_problems, webhook_tag_problems
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import (
     DuctapeApiError,
     client_for,
     connection_argument_spec,
-    require_requests,
 )
-from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_webhooks import quoted
 
 
 def argument_spec():
@@ -168,31 +163,35 @@ def argument_spec():
     return spec
 
 
+ARGUMENT_SPEC_OPTIONS = {}
+
+
 def run(params, check_mode, want_diff, warn):
-    """The module's whole work, shared with the action plugin that runs it in the controller process."""
-    webhook_tag, env = params["webhook_tag"], params["env"]
+    """Read, check, report; shared with the action plugin that runs it in the controller process."""
+    product, access_tag, webhook_tag, env = params["product"], params["access_tag"], params["webhook_tag"], params["env"]
     try:
         client = client_for(params, warn)
-        webhooks = client.webhooks(params["product"], params["access_tag"], webhook_tag)
+        if webhook_tag:
+            reading = read_webhooks(client, product, [(access_tag, webhook_tag)], 1)[(access_tag, webhook_tag)]
+            if reading.error:
+                return refusal([reading.error])
+            webhooks, product_envs = [reading.webhook] if reading.webhook else [], reading.product_envs
+            problems = webhook_tag_problems("webhook_tag", webhook_tag, access_tag,
+                                            None if reading.webhook else reading.app_tags or [])
+        else:
+            webhooks, product_envs = client.list_webhooks(product, access_tag)
+            problems = []
     except DuctapeApiError as error:
-        return dict(failed=True, changed=False, msg=str(error))
-    if webhook_tag and not webhooks:
-        return dict(failed=True, changed=False, msg="webhook_tag: %s is not a webhook of the app behind access tag %s"
-                    % (quoted(webhook_tag), quoted(params["access_tag"])))
-    if env:
-        webhooks = [dict(webhook, config=[registration for registration in webhook.get("config") or []
-                                          if registration.get("productEnv") == env])
-                    for webhook in webhooks]
-    return dict(changed=False, webhooks=webhooks)
+        return refusal([str(error)])
+    if env is not None:
+        problems.extend(env_exists_problems("env", env, product, product_envs))
+    if problems:
+        return refusal(problems)
+    return dict(changed=False, webhooks=[public_webhook(webhook, env) for webhook in webhooks])
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    require_requests(module)
-    result = run(module.params, module.check_mode, module._diff, module.warn)
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    run_as_module(argument_spec(), ARGUMENT_SPEC_OPTIONS, run)
 
 
 if __name__ == "__main__":

@@ -5,44 +5,64 @@
 
 Every ductape module only talks HTTP to the Ductape API. When the task's connection is local anyway
 (a play on localhost, ``delegate_to: localhost``, an inventory host with ``ansible_connection: local``),
-shipping the module as AnsiballZ to a fresh Python costs ~0.3 s per task or loop item while the API
-call costs ~1 ms; running the same module_utils code here costs ~0.01 s. Anywhere else (another host,
-become, async, or ``ductape_run_on_controller: false``) the module runs the usual way.
+shipping the module as AnsiballZ to a fresh Python costs ~0.3 s per task while the API call costs
+~1 ms; running the same module_utils code here costs ~0.01 s. Anywhere else (another host, become,
+async, or ``ductape_run_on_controller: false``) the module runs the usual way.
 
-What a module would do on its own is done here too: its argument spec validates the task's arguments
-(module_defaults are already merged into them by then), with ``env_fallback`` reading the task's
-``environment``; check mode and diff are passed on; every no_log value is removed from the result,
-its messages and ``invocation``; warnings are returned as the module returns them.
+In the controller, ``ControllerModule`` stands in for AnsibleModule: the same interface (``params``,
+``check_mode``, ``_diff``, ``warn``, ``exit_json``, ``fail_json``, ``no_log_values``,
+``validation_result``), built from the module's own argument spec with ansible-core's public
+validator, and handed to the same hosting code as the module's ``main()``
+(plugins/module_utils/_module_host.py). What leaves it (messages, no_log policy, ``invocation``) is
+therefore what the module would print. The one thing the stand-in decides itself is whether the
+running ansible-core wants ``invocation`` in results (see ``core_injects_invocation``), as
+AnsibleModule asks the core that ships it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import importlib
 import json
 import os
+import re
 import typing as t
 
-from ansible.module_utils.common.arg_spec import ModuleArgumentSpecValidator
+from ansible import constants as C
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
-from ansible.module_utils.errors import NoLogError, UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible.utils.vars import merge_hash
+
+from ansible_collections.ductape.webhooks.plugins.module_utils import _module_host
 
 display = Display()
 
 # Inventory or play variable; false makes every ductape task run as a module, wherever it runs.
 RUN_ON_CONTROLLER_VAR = "ductape_run_on_controller"
 
-
 COLLECTION_MODULES = "ansible_collections.ductape.webhooks.plugins.modules"
+
+# A connection option that a task leaves out is taken from its variable (inventory, play, role vars),
+# when that is set and not empty; else the module's own fallback applies (DUCTAPE_API_URL,
+# DUCTAPE_ACCESS_KEY, the defaults). No task then needs the access key in its arguments, which
+# ansible-core prints with ANSIBLE_DISPLAY_ARGS_TO_STDOUT (AWX/AAP job events) and module_defaults
+# would put there. Messages about an option taken from a variable name the variable.
+CONNECTION_VARIABLES = (
+    ("api_url", "ductape_api_url"),
+    ("access_key", "ductape_access_key"),
+    ("validate_certs", "ductape_validate_certs"),
+    ("timeout", "ductape_timeout"),
+    ("retries", "ductape_retries"),
+)
 
 
 class ModuleLogic(t.NamedTuple):
-    """What a module's ``main()`` is made of, for running it without AnsibleModule."""
+    """What a module's ``main()`` is made of (C7): its argument spec, the validator options, its run."""
 
     argument_spec: dict
     # mutually_exclusive, required_together, required_one_of, required_if, required_by
@@ -53,20 +73,104 @@ class ModuleLogic(t.NamedTuple):
 
 @functools.lru_cache(maxsize=None)
 def module_logic(module_name: str) -> ModuleLogic:
-    """The logic of plugins/modules/<module_name>.py, which every ductape module exposes.
-
-    A module defines ``argument_spec()`` and ``run(params, check_mode, want_diff, warn)``, and, where
-    its AnsibleModule takes them, ``ARGUMENT_SPEC_OPTIONS`` (mutually_exclusive, required_if, ...).
-    """
+    """The logic of plugins/modules/<module_name>.py, which every ductape module exposes."""
     module = importlib.import_module(f"{COLLECTION_MODULES}.{module_name}")
     return ModuleLogic(module.argument_spec(), dict(getattr(module, "ARGUMENT_SPEC_OPTIONS", {})), module.run)
 
 
-# One worker process runs every item of a loop: the module's code and its validator are built once.
 @functools.lru_cache(maxsize=None)
-def _validator(module_name: str) -> ModuleArgumentSpecValidator:
+def _validator(module_name: str) -> ArgumentSpecValidator:
     logic = module_logic(module_name)
-    return ModuleArgumentSpecValidator(logic.argument_spec, **logic.validator_options)
+    return ArgumentSpecValidator(logic.argument_spec, **logic.validator_options)
+
+
+def core_injects_invocation(task_vars: dict) -> bool:
+    """Whether the running ansible-core puts ``invocation`` into a module's result.
+
+    ansible-core 2.21 and later ask their INJECT_INVOCATION setting (off by default; it may be set per
+    task through the variable ``ansible_inject_invocation``) and send the answer to every module, whose
+    AnsibleModule follows it; earlier releases have no such setting and their AnsibleModule always adds
+    it. The controller path asks the same setting with the same variables.
+    """
+    if "INJECT_INVOCATION" not in C.config.get_configuration_definitions():
+        return True
+    return boolean(C.config.get_config_value("INJECT_INVOCATION", variables=task_vars), strict=False)
+
+
+class ModuleExit(Exception):
+    """exit_json or fail_json was called: ``result`` is what the task returns."""
+
+    def __init__(self, result: dict):
+        super().__init__()
+        self.result = result
+
+
+def _plain(data: t.Any) -> t.Any:
+    """Data as a module's JSON answer carries it: plain lists, dicts, strings and numbers."""
+    return json.loads(json.dumps(data, default=str))
+
+
+class ControllerModule:
+    """AnsibleModule's interface, hosted by an action plugin, for a module's logic run in the controller."""
+
+    def __init__(self, argument_spec: dict, validator: ArgumentSpecValidator, args: dict, *,
+                 check_mode: bool, diff: bool, inject_invocation: bool):
+        self.argument_spec = argument_spec
+        self.check_mode = check_mode
+        # AnsibleModule's name for "the task runs with --diff", which module code reads.
+        self._diff = diff
+        self.no_log_values: set[str] = set()
+        self.validation_result = validator.validate(args)
+        self.params = copy.deepcopy(self.validation_result.validated_parameters)
+        self._inject_invocation = inject_invocation
+        self._warnings: list[str] = []
+
+    def warn(self, warning: str) -> None:
+        if not isinstance(warning, str):
+            raise TypeError(f"warn requires a string not a {type(warning)}")
+        self._warnings.append(warning)
+
+    def exit_json(self, **kwargs: t.Any) -> t.NoReturn:
+        self._leave(kwargs)
+
+    def fail_json(self, msg: str, **kwargs: t.Any) -> t.NoReturn:
+        self._leave(dict(kwargs, failed=True, msg=str(msg)))
+
+    def _leave(self, result: dict) -> t.NoReturn:
+        # What AnsibleModule does on its way out, in its order.
+        if not self._inject_invocation:
+            result.pop("invocation", None)
+        elif "invocation" not in result:
+            result["invocation"] = {"module_args": self.params}
+        if self._warnings:
+            result["warnings"] = list(self._warnings)
+        raise ModuleExit(remove_values(_plain(result), self.no_log_values))
+
+
+def _name_the_variables(result: dict, from_variables: dict[str, str]) -> dict:
+    """The result with its messages naming ``ductape_api_url`` where they say ``api_url`` option, for the
+    options that came from a variable: the name the user set is the one to check."""
+    if not from_variables:
+        return result
+
+    def renamed(text: t.Any) -> t.Any:
+        if not isinstance(text, str):
+            return text
+        for option, variable in from_variables.items():
+            text = re.sub(rf"\bthe {option} option\b", f"the variable {variable}", text)
+            text = re.sub(rf"(^|: |; |\(){option}: ", rf"\g<1>{variable}: ", text)
+        return text
+
+    result = dict(result)
+    for key in ("msg", "warnings"):
+        if isinstance(result.get(key), list):
+            result[key] = [renamed(item) for item in result[key]]
+        elif key in result:
+            result[key] = renamed(result[key])
+    if isinstance(result.get("webhooks"), list):
+        result["webhooks"] = [dict(item, msg=renamed(item["msg"])) if isinstance(item, dict) and "msg" in item
+                              else item for item in result["webhooks"]]
+    return result
 
 
 @contextlib.contextmanager
@@ -85,11 +189,6 @@ def _process_environment(overrides: dict[str, str]) -> t.Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-def _plain(data: t.Any) -> t.Any:
-    """The result as a module's JSON answer would carry it: plain lists, dicts, strings and numbers."""
-    return json.loads(json.dumps(data, default=str))
 
 
 class ControllerModuleAction(ActionBase):
@@ -111,6 +210,7 @@ class ControllerModuleAction(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
 
+        args, from_variables = self._module_args(task_vars)
         reason = self._why_not_on_controller(task_vars)
         logic = None
         if reason is None:
@@ -121,10 +221,23 @@ class ControllerModuleAction(ActionBase):
         if logic is None:
             display.vvv(f"{self._task.action}: running the module on the target, as {reason}",
                         host=self._play_context.remote_addr)
-            return merge_hash(result, self._run_as_module(task_vars))
+            return merge_hash(result, _name_the_variables(self._run_as_module(args, task_vars), from_variables))
 
         display.vvv(f"{self._task.action}: running in the controller process", host=self._play_context.remote_addr)
-        return merge_hash(result, self._run_in_process(logic))
+        return merge_hash(result, _name_the_variables(self._run_in_process(logic, task_vars, args), from_variables))
+
+    def _module_args(self, task_vars: dict) -> tuple[dict, dict[str, str]]:
+        """The task's arguments plus the connection options taken from variables, and which those are."""
+        args = dict(self._task.args)
+        from_variables = {}
+        for option, variable in CONNECTION_VARIABLES:
+            if args.get(option) is not None or variable not in task_vars:
+                continue
+            value = self._templar.template(task_vars[variable])
+            if value is not None and value != "":
+                args[option] = value
+                from_variables[option] = variable
+        return args, from_variables
 
     def _why_not_on_controller(self, task_vars: dict) -> str | None:
         wanted = task_vars.get(RUN_ON_CONTROLLER_VAR, True)
@@ -143,9 +256,9 @@ class ControllerModuleAction(ActionBase):
             return "the task is async"
         return None
 
-    def _run_as_module(self, task_vars: dict) -> dict:
+    def _run_as_module(self, args: dict, task_vars: dict) -> dict:
         wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
-        result = self._execute_module(task_vars=task_vars, wrap_async=wrap_async)
+        result = self._execute_module(module_args=args, task_vars=task_vars, wrap_async=wrap_async)
         if not wrap_async:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return result
@@ -155,49 +268,14 @@ class ControllerModuleAction(ActionBase):
         self._compute_environment_string(raw_environment_out=environment)
         return environment
 
-    def _run_in_process(self, logic: ModuleLogic) -> dict:
+    def _run_in_process(self, logic: ModuleLogic, task_vars: dict, args: dict) -> dict:
         with _process_environment(self._task_environment()):
             # Plain data first: the validator deep-copies its input, and templated values copy slowly.
-            validation = _validator(self.module_name).validate(_plain(dict(self._task.args)))
-        no_log_values = validation._no_log_values
-        params = validation.validated_parameters
-
-        if validation.error_messages:
-            message = self._validation_message(validation.errors)
-            return self._finish({"failed": True, "msg": message}, params, no_log_values)
-
-        warnings: list[str] = []
+            module = ControllerModule(logic.argument_spec, _validator(self.module_name), _plain(args),
+                                      check_mode=bool(self._task.check_mode), diff=bool(self._task.diff),
+                                      inject_invocation=core_injects_invocation(task_vars))
         try:
-            outcome = logic.run(params, bool(self._task.check_mode), bool(self._task.diff), warnings.append)
-        except Exception as error:  # pylint: disable=broad-except
-            # A module would report this as MODULE FAILURE; the message may quote an argument,
-            # so it goes through the same no_log filter as every other output.
-            outcome = {"failed": True, "msg": f"{self._task.action} failed unexpectedly: "
-                                              f"{type(error).__name__}: {error}"}
-        if warnings:
-            outcome = dict(outcome, warnings=list(outcome.get("warnings", [])) + warnings)
-        return self._finish(outcome, params, no_log_values)
-
-    def _validation_message(self, errors) -> str:
-        """Every argument error, not only the first as AnsibleModule reports: the first is often a
-        generic one ("dictionary requested ...") and the one naming the option comes after it."""
-        # A NoLogError is the no_log scan tripping over the same wrong value that a later error names.
-        named = [error for error in errors if not isinstance(error, NoLogError)] or list(errors)
-        messages: list[str] = []
-        for error in named:
-            text = error.msg
-            if isinstance(error, UnsupportedError):
-                text = f"Unsupported parameters for ({self._task.action}) module: {text}"
-            if text not in messages:
-                messages.append(text)
-        return "; ".join(messages)
-
-    @staticmethod
-    def _finish(outcome: dict, params: dict, no_log_values: set) -> dict:
-        result = dict(outcome)
-        result.setdefault("invocation", {"module_args": params})
-        # As AnsibleModule does: no_log values leave the result, booleans and None stay as they are.
-        preserved = {key: value for key, value in result.items() if value is None or isinstance(value, bool)}
-        result = remove_values(_plain(result), no_log_values)
-        result.update(preserved)
-        return result
+            _module_host.host(module, logic.argument_spec, logic.run)
+        except ModuleExit as done:
+            return done.result
+        raise RuntimeError(f"{self._task.action}: the module's code returned without exit_json or fail_json")

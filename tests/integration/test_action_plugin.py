@@ -83,11 +83,14 @@ IN_PROCESS = "running in the controller process"
 AS_MODULE = "running the module on the target"
 
 
-def run_on(host: str, server: LocalServer, workdir: Path) -> Run:
+def run_on(host: str, server: LocalServer, workdir: Path, steps: list[Step] | None = None,
+           module_defaults: dict[str, Any] | None = None, state_query: dict[str, str] | None = None,
+           env: dict[str, str] | None = None) -> Run:
+    steps = STEPS if steps is None else steps
     workdir.mkdir(parents=True, exist_ok=True)
     [play] = yaml.safe_load(steps_playbook(
-        STEPS, module_defaults={"group/ductape.webhooks.ductape": {"api_url": "{{ server_url }}"}},
-        state_query={"product": PRODUCT, "access_tag": ACCESS_TAG}))
+        steps, module_defaults=module_defaults or {"group/ductape.webhooks.ductape": {"api_url": "{{ server_url }}"}},
+        state_query=state_query or {"product": PRODUCT, "access_tag": ACCESS_TAG}))
     play["hosts"] = host
     play["vars"] = {}
     (workdir / "playbook.yml").write_text(yaml.safe_dump([play], sort_keys=False), encoding="utf-8")
@@ -96,11 +99,11 @@ def run_on(host: str, server: LocalServer, workdir: Path) -> Run:
     extra = {"server_url": server.url, "observer_key": OBSERVER_KEY, "results_path": str(results_path)}
     completed = subprocess.run(
         [str(ANSIBLE_PLAYBOOK), "-i", "inventory.yml", "playbook.yml", "-vvv", "--diff", "-e", json.dumps(extra)],
-        cwd=workdir, env=ansible_env(workdir), capture_output=True, text=True, timeout=300, check=False)
+        cwd=workdir, env=ansible_env(workdir, env), capture_output=True, text=True, timeout=300, check=False)
     data = json.loads(results_path.read_text(encoding="utf-8")) if results_path.exists() else {}
     run = Run(completed.returncode, completed.stdout, completed.stderr, data)
     assert completed.returncode == 0, run.output[-8000:]
-    for step in STEPS:
+    for step in steps:
         assert bool(run.result(step.name).get("failed")) == step.expect_failure, run.describe(step.name)
     return run
 
@@ -173,3 +176,239 @@ def test_no_secret_is_printed_at_vvv_except_by_ansible_cores_exec_line_of_the_mo
     leaking = [line for line in as_module.splitlines() if any(secret in line for secret in SECRETS)]
     assert leaking and all(" EXEC " in line and f"DUCTAPE_ACCESS_KEY={KEY} " in line for line in leaking)
     assert AUTH_SECRET not in as_module and WRONG_KEY not in as_module
+
+
+# No substring scrubbing of auth values, in either path. The auth values here are as ordinary as a
+# provider's can be ("acme", "POST", "a", "e"): were they removed as substrings, as ansible-core does
+# with no_log values, the product acme-shop would read ********-shop, method POST would read
+# VALUE_SPECIFIED_IN_NO_LOG_PARAMETER and action "created" would lose its a and e. The distinctive
+# values (a bearer token, a password and a token inside the url) show that nothing secret is printed;
+# the steps do not read the server's listing, which is the server's answer, not the modules' output.
+SHOP = "acme-shop"
+SHOP_TAG = "shopify-orders"
+SHOP_SEED = {
+    "access_keys": [{"key": KEY, "products": [SHOP]}, {"key": OBSERVER_KEY, "products": [SHOP]}],
+    "products": [{"tag": SHOP, "envs": ["prd", "stg"],
+                  "connections": [{"access_tag": SHOP_TAG, "app": "shopify", "envs": {"prd": "live", "stg": "test"}}]}],
+    "apps": [{"tag": "shopify", "webhooks": [{"tag": "order_created", "name": "Order created"}]}],
+}
+BEARER = "Bearer sk_live_scrub_7d1f03"
+URL_PASSWORD = "pa55w0rd_scrub_e61"
+URL_TOKEN = "tok_scrub_91c2"
+SHOP_URL = f"https://hook:{URL_PASSWORD}@hooks.example.com/orders?token={URL_TOKEN}&v=2"
+SHOP_URL_MASKED = "https://********@hooks.example.com/orders?token=********&v=2"
+ORDINARY_AUTH = {"params": {"shop": "acme"}, "headers": {"X-Verb": "POST", "Authorization": BEARER},
+                 "body": {"events": ["a", "e"]}}
+SHOP_WEBHOOK = {"product": SHOP, "access_tag": SHOP_TAG, "webhook_tag": "order_created"}
+SHOP_ENVS = [{"slug": "prd", "url": SHOP_URL, "method": "POST", "auth": ORDINARY_AUTH}]
+SHOP_SECRETS = (KEY, "sk_live_scrub_7d1f03", URL_PASSWORD, URL_TOKEN)
+NO_LOG_MARKER = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+SHOP_STEPS = [
+    Step("create", {"ductape.webhooks.ductape_webhook": {**SHOP_WEBHOOK, "envs": SHOP_ENVS}}, diff=True, read_state=False),
+    Step("again", {"ductape.webhooks.ductape_webhook": {**SHOP_WEBHOOK, "envs": SHOP_ENVS}}, diff=True, read_state=False),
+    Step("unknown_env", {"ductape.webhooks.ductape_webhook": {
+        **SHOP_WEBHOOK, "envs": [dict(SHOP_ENVS[0], slug="qa")]}}, expect_failure=True, read_state=False),
+    Step("info", {"ductape.webhooks.ductape_webhook_info": {"product": SHOP, "access_tag": SHOP_TAG}}, read_state=False),
+    # Several argument errors at once: one validator (ansible-core's), every error in one message,
+    # the same message in both paths.
+    Step("several_errors", {"ductape.webhooks.ductape_webhook": {
+        **SHOP_WEBHOOK, "colour": "blue", "retries": "many",
+        "envs": [{"slug": "prd", "method": "TRACE", "bogus": 1, "auth": ORDINARY_AUTH}]}}, expect_failure=True, read_state=False),
+    Step("batch_errors", {"ductape.webhooks.ductape_webhook": {
+        "product": SHOP, "webhooks": [{"access_tag": SHOP_TAG, "webhook_tag": "order_created",
+                                       "envs": [{"slug": "prd", "method": "TRACE", "auth": ORDINARY_AUTH}]},
+                                      {"access_tag": SHOP_TAG, "envs": "prd"}]}}, expect_failure=True, read_state=False),
+]
+
+
+@pytest.fixture(scope="module")
+def shop_runs(tmp_path_factory) -> dict[str, tuple[Run, str]]:
+    found = {}
+    for host in HOSTS:
+        with LocalServer(SHOP_SEED) as server:
+            found[host] = (run_on(host, server, tmp_path_factory.mktemp(f"shop-{host}"), SHOP_STEPS,
+                                  module_defaults={"group/ductape.webhooks.ductape": {
+                                      "api_url": "{{ server_url }}", "access_key": KEY}},
+                                  state_query={"product": SHOP, "access_tag": SHOP_TAG}), server.url)
+    return found
+
+
+def without_invocation(result: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in result.items() if key != "invocation"}
+
+
+@pytest.mark.parametrize("step", [step.name for step in SHOP_STEPS])
+def test_both_paths_give_the_same_result_with_ordinary_auth_values(shop_runs, step):
+    (in_process, in_url), (as_module, module_url) = shop_runs["controller"], shop_runs["target"]
+    assert normalized(in_process.result(step), in_url) == normalized(as_module.result(step), module_url)
+
+
+@pytest.mark.parametrize("host", list(HOSTS))
+def test_auth_values_are_not_removed_from_other_values(shop_runs, host):
+    run = shop_runs[host][0]
+    create, again = run.result("create"), run.result("again")
+    assert create["changed"] is True and again["changed"] is False, run.describe("create")
+    [env] = create["envs"]
+    assert (env["slug"], env["method"], env["action"]) == ("prd", "POST", "created"), run.describe("create")
+    assert again["envs"][0]["action"] == "unchanged", run.describe("again")
+    assert f'"{SHOP}"' in run.result("unknown_env")["msg"], run.describe("unknown_env")
+    assert [hook["tag"] for hook in run.result("info")["webhooks"]] == ["order_created"]
+    for step in SHOP_STEPS:
+        shown = json.dumps(without_invocation(run.result(step.name)))
+        assert NO_LOG_MARKER not in shown and "********-shop" not in shown, run.describe(step.name)
+    assert "********-shop" not in run.output
+
+
+def printed_invocations(output: str) -> list[dict[str, Any]]:
+    """Every ``invocation`` that -vvv printed, in order."""
+    decoder, found, marker = json.JSONDecoder(), [], '"invocation": '
+    start = output.find(marker)
+    while start >= 0:
+        found.append(decoder.raw_decode(output[start + len(marker):])[0])
+        start = output.find(marker, start + 1)
+    return found
+
+
+@pytest.mark.parametrize("host", list(HOSTS))
+def test_invocation_masks_auth_and_the_key_as_a_whole_and_urls_by_mask_url(shop_runs, host):
+    run = shop_runs[host][0]
+    module_args = [invocation["module_args"] for invocation in printed_invocations(run.output)
+                   if "product" in invocation.get("module_args", {})]
+    # create, again, unknown_env, info, several_errors, batch_errors: each printed once
+    assert len(module_args) == len(SHOP_STEPS), run.output[-6000:]
+    for args in module_args:
+        assert args["access_key"] == NO_LOG_MARKER and args["product"] == SHOP, args
+        envs = args.get("envs") or [env for webhook in args.get("webhooks") or [] for env in webhook["envs"] or []]
+        for env in envs if isinstance(envs, list) else []:
+            assert env["auth"] == NO_LOG_MARKER, args
+    create, unknown_env, info, batch = module_args[0], module_args[2], module_args[3], module_args[5]
+    assert create["envs"][0]["url"] == SHOP_URL_MASKED and unknown_env["envs"][0]["slug"] == "qa"
+    assert info["access_tag"] == SHOP_TAG
+    assert batch["webhooks"][0]["envs"][0]["auth"] == NO_LOG_MARKER
+
+
+@pytest.mark.parametrize("host", list(HOSTS))
+def test_no_auth_value_key_or_url_credential_is_printed_at_vvv(shop_runs, host):
+    output = shop_runs[host][0].output
+    assert '"invocation"' in output  # -vvv shows it: what it shows is checked here
+    for secret in SHOP_SECRETS:
+        assert secret not in output
+
+
+def test_several_argument_errors_are_all_reported_in_one_message(shop_runs):
+    message = shop_runs["controller"][0].result("several_errors")["msg"]
+    assert ("Unsupported parameters for (ductape.webhooks.ductape_webhook) module: colour. Supported parameters "
+            "include: access_key, access_tag, api_url, envs, parallelism, product, retries, state, timeout, validate_certs, "
+            "webhook_tag, webhooks. envs.bogus. Supported parameters include: auth, method, slug, url.") in message
+    assert "value of method must be one of: GET, POST, PUT, PATCH, DELETE, got: TRACE found in envs" in message
+    assert "argument 'retries' is of type str and we were unable to convert to int" in message, message
+    batch = shop_runs["controller"][0].result("batch_errors")["msg"]
+    assert batch.split("; ") == [
+        "value of method must be one of: GET, POST, PUT, PATCH, DELETE, got: TRACE found in webhooks -> envs",
+        "missing required arguments: webhook_tag found in webhooks",
+        "Elements value for option 'envs' found in 'webhooks' is of type str and we were unable to convert to dict: "
+        "dictionary requested, could not parse JSON or key=value"], batch
+
+
+# The connection from variables: no task needs the access key (or the API's URL) in its arguments,
+# which ANSIBLE_DISPLAY_ARGS_TO_STDOUT prints into every task banner (AWX/AAP job events), and a
+# message about an option taken from a variable names the variable. Both paths; the role too.
+ROLE_INVENTORY_ENVS = {"prd": {"ductape_receiver_base_url": "https://api.example.com",
+                               "ductape_webhook_auth": {ACCESS_TAG: {"headers": {"X-Env": AUTH_SECRET}}}},
+                       "stg": {"ductape_receiver_base_url": "https://stg.example.com"}}
+
+
+def run_connection_play(workdir: Path, host: str, tasks: list[dict[str, Any]], variables: dict[str, Any],
+                        roles: list[dict[str, Any]] | None = None) -> subprocess.CompletedProcess[str]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    play = {"hosts": host, "gather_facts": False, "vars": variables, "tasks": tasks}
+    if roles:
+        play["roles"] = roles
+    (workdir / "playbook.yml").write_text(yaml.safe_dump([play], sort_keys=False), encoding="utf-8")
+    inventory = {"all": {"hosts": HOSTS, "children": {"ductape_environments": {"hosts": ROLE_INVENTORY_ENVS}}}}
+    (workdir / "inventory.yml").write_text(yaml.safe_dump(inventory), encoding="utf-8")
+    return subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", "inventory.yml", "playbook.yml", "-vvv", "--diff"], cwd=workdir,
+        env=ansible_env(workdir, {"ANSIBLE_DISPLAY_ARGS_TO_STDOUT": "True"}), capture_output=True, text=True,
+        timeout=300, check=False)
+
+
+def last_result(output: str, task: str) -> dict[str, Any]:
+    """The JSON result -vvv printed for the task named ``task``."""
+    block = output[output.rindex(f"TASK [{task}"):]
+    return json.JSONDecoder().raw_decode(block[block.index("=> {") + 3:])[0]
+
+
+@pytest.mark.parametrize("host", list(HOSTS))
+def test_the_connection_comes_from_variables_and_no_task_prints_the_key(tmp_path, host):
+    from playbook import unreachable_url
+    with LocalServer(SEED) as server:
+        tasks = [
+            {"name": "info", "ductape.webhooks.ductape_webhook_info": {"product": PRODUCT, "access_tag": ACCESS_TAG}},
+            {"name": "unreachable", "ductape.webhooks.ductape_webhook_info": {"product": PRODUCT, "access_tag": ACCESS_TAG},
+             "vars": {"ductape_api_url": unreachable_url()}, "ignore_errors": True},
+        ]
+        completed = run_connection_play(tmp_path, host, tasks, {"ductape_api_url": server.url,
+                                                                "ductape_access_key": KEY})
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output[-6000:]
+    assert [hook["tag"] for hook in last_result(output, "info")["webhooks"]] == ["charge_refunded", "payment_succeeded"]
+    unreachable = last_result(output, "unreachable")
+    assert "check the variable ductape_api_url" in unreachable["msg"], unreachable
+    assert "api_url option" not in unreachable["msg"]
+    # The banners print the task arguments: there is no key among them, and none anywhere else.
+    assert "TASK [info product=" in output
+    assert KEY not in output and "access_key=" not in output
+
+
+def role_play(server_url: str, webhooks: list[dict[str, Any]], **variables: Any) -> dict[str, Any]:
+    return {"ductape_api_url": server_url, "ductape_access_key": KEY, "ductape_product": PRODUCT,
+            "ductape_webhooks": webhooks, **variables}
+
+
+ROLE_WEBHOOKS = [{"access_tag": ACCESS_TAG, "webhook_tag": "payment_succeeded", "path": "/hooks/paid"}]
+
+
+@pytest.mark.parametrize("host", list(HOSTS))
+def test_the_role_makes_two_module_tasks_prints_no_key_and_names_ductape_api_url(tmp_path, host):
+    from playbook import unreachable_url
+    with LocalServer(SEED) as server:
+        webhooks = ROLE_WEBHOOKS + [{"access_tag": ACCESS_TAG, "webhook_tag": "charge_refunded", "path": "/r",
+                                     "overrides": {"stg": {"mode": "link"}}}]
+        completed = run_connection_play(tmp_path / "ok", host, [], role_play(server.url, webhooks),
+                                        roles=[{"role": "ductape.webhooks.register"}])
+        output = completed.stdout + completed.stderr
+        assert completed.returncode == 0, output[-6000:]
+        # Two module tasks in all, each run once: one per form, whatever the number of webhooks.
+        assert output.count("TASK [ductape.webhooks.register : Register every webhook") == 1
+        assert output.count("TASK [ductape.webhooks.register : Generate the link of every webhook") == 1
+        # Every ductape action plugin invocation says at -vvv which path it takes: two in the whole run.
+        assert len(re.findall(f"({IN_PROCESS}|{AS_MODULE})", output)) == 2, output[-6000:]
+        assert KEY not in output and "access_key=" not in output and AUTH_SECRET not in output
+
+        down = run_connection_play(tmp_path / "down", host, [], role_play(unreachable_url(), ROLE_WEBHOOKS),
+                                   roles=[{"role": "ductape.webhooks.register"}])
+    output = down.stdout + down.stderr
+    assert down.returncode != 0
+    failure = last_result(output, "ductape.webhooks.register : Fail with the reason")
+    assert "ductape_api_url" in failure["msg"] and "api_url option" not in failure["msg"], failure["msg"]
+    assert KEY not in output
+
+
+@pytest.mark.parametrize("webhooks, expected", [
+    (["just-a-string"], "ductape_webhooks[0]: must be a mapping with access_tag, webhook_tag and a receiver (got a string)"),
+    (ROLE_WEBHOOKS * 3 + [dict(ROLE_WEBHOOKS[0], webhook_tag="charge_refunded", method="TRACE")],
+     "ductape_webhooks[3].method: must be one of GET, POST, PUT, PATCH, DELETE (got \"TRACE\")"),
+    ("not-a-list", "ductape_webhooks: must be a list of webhooks (got a string)"),
+])
+def test_the_roles_input_errors_name_the_webhook_by_index_and_field(tmp_path, webhooks, expected):
+    with LocalServer(SEED) as server:
+        completed = run_connection_play(tmp_path, "controller", [], role_play(server.url, webhooks),
+                                        roles=[{"role": "ductape.webhooks.register"}])
+        writes = server.stats()["writes"]
+    output = completed.stdout + completed.stderr
+    assert completed.returncode != 0
+    failure = last_result(output, "ductape.webhooks.register : Stop before anything is written")
+    assert expected in failure["msg"], failure["msg"]
+    assert "dictionary requested" not in output and "argument_spec_data" not in output
+    assert writes == 0

@@ -205,7 +205,8 @@ def test_a_fully_registered_env_is_reused_and_keeps_its_auth(run):
     ("forbidden_product", ["403", "not allowed", "other-product"]),
     ("unknown_access_tag", ["404", "unknown access tag", "no-such-tag"]),
     ("unknown_webhook", ["no_such_webhook"]),
-    ("env_not_in_product", ["422", "xyz", "is not an env of product"]),
+    # Checked before any write: the listing says the product's envs.
+    ("env_not_in_product", ['env: "xyz" is not an env of product "my-product" (its envs: ']),
     ("env_not_mapped", ["422", "qas", "not mapped"]),
     ("bad_key", ["401", "unknown access key"]),
     ("bad_url", ["url", "not a url"]),

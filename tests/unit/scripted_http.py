@@ -103,3 +103,56 @@ class ScriptedHTTP:
     @property
     def exhausted(self) -> bool:
         return not self.script
+
+
+class RoutedHTTP:
+    """Answers by request, not by order, for concurrent clients: ``handler(sent) -> Answer`` is called
+    in the sending thread; every request is recorded with that thread's name, under a lock."""
+
+    def __init__(self, handler):
+        import threading
+
+        self.handler = handler
+        self.lock = threading.Lock()
+        self.sent: list[Sent] = []
+        self.events: list[tuple[str, str]] = []  # (thread name, "request <method> <path>" or "sleep <s>")
+        self.warnings: list[str] = []
+        self.session = requests.Session()
+        self.session.trust_env = False
+        adapter = _RoutedAdapter(self)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def note(self, event: str) -> None:
+        import threading
+
+        with self.lock:
+            self.events.append((threading.current_thread().name, event))
+
+
+class _RoutedAdapter(BaseAdapter):
+    def __init__(self, owner: RoutedHTTP):
+        super().__init__()
+        self.owner = owner
+
+    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
+        sent = Sent(request, {"timeout": timeout, "verify": verify})
+        with self.owner.lock:
+            self.owner.sent.append(sent)
+        tag = sent.json.get("webhook_tag", "") if isinstance(sent.json, dict) else sent.query.get("webhook_tag", "")
+        self.owner.note(f"request {sent.method} {sent.path} {tag}".rstrip())
+        item = self.owner.handler(sent)
+        if isinstance(item, BaseException):
+            raise item
+        response = requests.Response()
+        response.status_code = item.status
+        response._content = item.body
+        response.headers = CaseInsensitiveDict(item.headers)
+        response.encoding = "utf-8"
+        response.url = request.url
+        response.request = request
+        response.connection = self
+        return response
+
+    def close(self):
+        pass

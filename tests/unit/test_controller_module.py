@@ -69,7 +69,7 @@ def _in_process_failure(args):
     action._task.args = dict({"product": "p", "access_tag": "a", "webhook_tag": "w", "access_key": "unit-test-key-1",
                               "api_url": "http://127.0.0.1:9"}, **args)
     with mock.patch.object(ActionModule, "_task_environment", return_value={}):
-        result = action._run_in_process(action.load_module_logic())
+        result = action._run_in_process(action.load_module_logic(), {}, dict(action._task.args))
     assert result["failed"] is True, result
     return result["msg"]
 
@@ -85,3 +85,47 @@ def test_every_argument_error_is_reported_the_unsupported_one_with_its_prefix():
     message = _in_process_failure({"envs": [{"slug": "prd", "method": "TRACE", "bogus": 1}]})
     assert "value of method must be one of" in message, message
     assert "Unsupported parameters for (ductape.webhooks.ductape_webhook) module: envs.bogus" in message, message
+
+
+def test_invocation_follows_the_running_core():
+    from ansible_collections.ductape.webhooks.plugins.plugin_utils import controller_module
+
+    # 2.19 here: no INJECT_INVOCATION setting, and AnsibleModule always adds invocation.
+    assert controller_module.core_injects_invocation({}) is True
+
+    class Config:  # what ansible-core 2.21's config answers
+        def __init__(self, value):
+            self.value, self.asked = value, []
+
+        def get_configuration_definitions(self):
+            return {"INJECT_INVOCATION": {}}
+
+        def get_config_value(self, name, variables=None):
+            self.asked.append((name, variables))
+            return variables.get("ansible_inject_invocation", self.value)
+
+    for default, task_vars, expected in [(False, {}, False), (True, {}, True),
+                                         (False, {"ansible_inject_invocation": "yes"}, True)]:
+        config = Config(default)
+        with mock.patch.object(controller_module.C, "config", config):
+            assert controller_module.core_injects_invocation(task_vars) is expected
+        assert config.asked == [("INJECT_INVOCATION", task_vars)]
+
+
+@pytest.mark.parametrize("inject", [True, False])
+def test_the_stand_in_gives_invocation_only_when_the_core_does(inject):
+    from ansible_collections.ductape.webhooks.plugins.plugin_utils import controller_module
+    from ansible_collections.ductape.webhooks.plugins.module_utils import _module_host
+
+    logic = controller_module.module_logic("ductape_webhook")
+    module = controller_module.ControllerModule(
+        logic.argument_spec, controller_module._validator("ductape_webhook"),
+        {"product": "p", "access_key": "unit-key-0123", "colour": "x"}, check_mode=False, diff=False,
+        inject_invocation=inject)
+    with pytest.raises(controller_module.ModuleExit) as done:
+        _module_host.host(module, logic.argument_spec, logic.run)
+    result = done.value.result
+    assert result["failed"] is True and "colour" in result["msg"]
+    assert ("invocation" in result) is inject
+    if inject:
+        assert result["invocation"]["module_args"]["access_key"] == _module_host.NO_LOG_MARKER

@@ -239,11 +239,46 @@ def test_an_unreachable_api_fails_naming_the_url():
     http = ScriptedHTTP([requests.ConnectionError("[Errno 111] Connection refused")] * 3)
     with pytest.raises(DuctapeApiError) as raised:
         list_webhooks(client_for(http, retries=2))
-    assert len(http.sent) == 3
     assert raised.value.status is None
     assert API_URL in str(raised.value) or "ductape.test" in str(raised.value)
     assert "check the api_url option" in str(raised.value)
     assert_no_secret(http, str(raised.value))
+
+
+def test_a_refused_connection_is_retried_once_after_a_second_with_one_short_warning():
+    refused = requests.ConnectionError(ConnectionRefusedError(111, "Connection refused"))
+    http = ScriptedHTTP([refused] * 5)
+    with pytest.raises(DuctapeApiError) as raised:
+        list_webhooks(client_for(http, retries=3, rng=lambda: 1.0))
+    assert len(http.sent) == 2, "nothing listens there: one retry, not the retries option's 3"
+    assert http.sleeps == [1.0]
+    [warning] = http.warnings
+    assert "connection refused" in warning and len(warning) < 250, warning
+    assert "connection refused" in str(raised.value) and len(str(raised.value)) < 300, str(raised.value)
+
+
+def test_the_option_named_in_an_unreachable_api_error_is_the_callers():
+    http = ScriptedHTTP([requests.ConnectionError("[Errno 111] Connection refused")] * 2)
+    client = DuctapeClient("http://user:pa55@ductape.test:4311", ACCESS_KEY, warn=http.warnings.append,
+                           sleep=http.sleeps.append, session=http.session, api_url_option="ductape_api_url")
+    with pytest.raises(DuctapeApiError) as raised:
+        list_webhooks(client)
+    assert "check the ductape_api_url option" in str(raised.value)
+    assert raised.value.option == "ductape_api_url"
+    for text in (str(raised.value), *http.warnings):
+        assert "pa55" not in text and "http://********@ductape.test:4311" in text, text
+
+
+def test_a_429_pauses_every_request_of_the_client_not_only_the_one_that_got_it():
+    http = ScriptedHTTP([answer(429, errors="slow down", headers={"Retry-After": "5"}),
+                         answer(200, [], meta={"next_cursor": None}),
+                         answer(200, [], meta={"next_cursor": None})])
+    client = client_for(http)
+    list_webhooks(client)
+    assert http.sleeps == [5]
+    # Another caller of the same client (another worker) after the pause has passed waits no more.
+    list_webhooks(client)
+    assert http.sleeps == [5]
 
 
 def test_an_api_that_does_not_answer_in_time_names_the_timeout_not_api_url():

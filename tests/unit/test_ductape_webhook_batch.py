@@ -55,7 +55,7 @@ def http(monkeypatch):
     scripted = ScriptedHTTP([])
     scripted.clients = 0
 
-    def client_for(params, warn=None):
+    def client_for(params, warn=None, **options):
         scripted.clients += 1
         return ductape_api.DuctapeClient(API_URL, params["access_key"], retries=params.get("retries", 3),
                                          warn=warn, sleep=scripted.sleeps.append, session=scripted.session)
@@ -74,6 +74,7 @@ def validated(**args) -> dict:
 
 def run(http: ScriptedHTTP, script: list, webhooks: list, *, check_mode=False, diff=False, **args) -> dict:
     http.script = list(script)
+    args.setdefault("parallelism", 1)  # the script answers in order (test_engine.py covers concurrency)
     result = module.run(validated(webhooks=webhooks, **args), check_mode, diff, http.warnings.append)
     assert http.exhausted, f"requests left unsent: {http.script}"
     assert SECRET not in json.dumps(result) and ACCESS_KEY not in json.dumps(result)
@@ -126,7 +127,10 @@ def test_check_mode_makes_the_same_decisions_and_writes_nothing(http):
     assert [sent.method for sent in http.sent] == ["GET", "GET"]
     assert [actions(outcome) for outcome in result["webhooks"]] == [{"prd": "updated"}, {"prd": "created"}]
     assert result["changed"] is True
-    assert result["diff"]["before"] == {"stripe-payments/a": {"prd": {"url": PAID, "method": "POST", "auth": {}}}}
+    # Only the keys that change, before and after; a created env shows them all.
+    assert result["diff"]["before"] == {"stripe-payments/a": {"prd": {"url": PAID}}}
+    assert result["diff"]["after"]["stripe-payments/a"] == {"prd": {"url": PAID + "/v2"}}
+    assert set(result["diff"]["after"]["stripe-payments/b"]["prd"]) == {"url", "method", "auth"}
     assert set(result["diff"]["after"]) == {"stripe-payments/a", "stripe-payments/b"}
     assert result["diff"]["after"]["stripe-payments/b"]["prd"]["url"] == REFUNDED
 
@@ -135,8 +139,8 @@ def test_the_diff_holds_only_the_webhooks_that_write_and_masks_auth(http):
     new_auth = {"headers": {"Authorization": "Bearer " + SECRET + "-2"}}
     result = run(http, [
         listing("a", registration("prd", PAID, AUTH)),
-        registered("stripe-payments", "a", registration("prd", PAID, new_auth)),
         listing("b", registration("prd", REFUNDED)),
+        registered("stripe-payments", "a", registration("prd", PAID, new_auth)),
     ], [hook("a", env("prd", PAID, new_auth)), hook("b", env("prd", REFUNDED))], diff=True)
     assert set(result["diff"]["before"]) == set(result["diff"]["after"]) == {"stripe-payments/a"}
     assert result["diff"]["after"]["stripe-payments/a"]["prd"]["auth"] == {"headers": {"Authorization": "******** (changed)"}}
@@ -146,21 +150,21 @@ def test_the_diff_holds_only_the_webhooks_that_write_and_masks_auth(http):
 def test_absent_deletes_per_webhook_what_is_registered(http):
     gone = registration("stg", PAID, uuid="uuid-gone")
     result = run(http, [
-        listing("a", gone), answer(200, data=gone),
-        listing("b"),
+        listing("a", gone), listing("b"), answer(200, data=gone),
     ], [hook("a", {"slug": "stg"}), hook("b", {"slug": "stg"})], state="absent")
-    assert routes(http)[1] == "DELETE /webhooks/v1/registrations/uuid-gone"
+    assert routes(http)[2] == "DELETE /webhooks/v1/registrations/uuid-gone"
     assert [actions(outcome) for outcome in result["webhooks"]] == [{"stg": "deleted"}, {"stg": "absent"}]
     assert [outcome["changed"] for outcome in result["webhooks"]] == [True, False]
 
 
 def test_a_failing_webhook_does_not_stop_the_others_and_the_task_fails_naming_it(http):
     result = run(http, [
+        # All reads first (concurrently when parallelism > 1), then the writes.
         listing("a"),
-        answer(422, errors='envs[0].slug: env "sbx" is not mapped to an app env for access tag "stripe-payments"'),
         listing("b"),
-        registered("stripe-payments", "b", registration("prd", REFUNDED)),
         answer(404, errors='access_tag: unknown access tag "nope" for product "my-product"'),
+        answer(422, errors='envs[0].slug: env "sbx" is not mapped to an app env for access tag "stripe-payments"'),
+        registered("stripe-payments", "b", registration("prd", REFUNDED)),
     ], [hook("a", env("sbx", PAID)), hook("b", env("prd", REFUNDED)), hook("c", env("prd", PAID), access_tag="nope")],
         retries=0)
     assert result["failed"] is True
@@ -177,10 +181,13 @@ def test_a_failing_webhook_does_not_stop_the_others_and_the_task_fails_naming_it
 
 
 def test_a_webhook_the_app_does_not_define_is_one_failure_among_others(http):
-    result = run(http, [answer(200, data=[], meta={}), listing("b", registration("prd", REFUNDED))],
+    # An empty filtered read, then (on this error path only) the app's listing, to name its webhooks.
+    everything = answer(200, data=[{"tag": "b", "name": "b", "config": []}, {"tag": "a", "name": "a", "config": []}])
+    result = run(http, [answer(200, data=[], meta={}), everything, listing("b", registration("prd", REFUNDED))],
                  [hook("nope", env("prd", PAID)), hook("b", env("prd", REFUNDED))])
     nope, b = result["webhooks"]
-    assert nope["msg"] == 'webhook_tag: "nope" is not a webhook of the app behind access tag "stripe-payments"'
+    assert nope["msg"] == ('webhooks[0].webhook_tag: "nope" is not a webhook of the app behind access tag '
+                           '"stripe-payments" (its webhooks: a, b)')
     assert "failed" not in b and result["failed"] is True and result["changed"] is False
 
 
@@ -225,9 +232,8 @@ def test_every_bad_env_of_every_webhook_is_named_and_nothing_is_sent(http):
     message = result["msg"]
     assert message.startswith("nothing was written: ")
     for expected in [
-        'webhooks[1].envs[0].url: must be an absolute http:// or https:// URL (got "ftp://example.com/x" in env "prd") '
-        '(webhook "stripe-payments/b")',
-        'webhooks[1].envs[1].slug: env "prd" is listed twice (envs[0] and envs[1])',
+        'webhooks[1].envs[0].url: must be an absolute http:// or https:// URL (got "ftp://example.com/x" in env "prd")',
+        'webhooks[1].envs[1].slug: env "prd" is listed twice (webhooks[1].envs[0].slug and webhooks[1].envs[1].slug)',
         'webhooks[2]: webhook "stripe-payments/a" is listed twice (webhooks[0] and webhooks[2]); list each webhook once',
         "webhooks[2].envs[0].auth: must be a mapping with any of the keys headers, query, body, params "
         '(got a string in env "stg"; its value is not shown)',

@@ -16,7 +16,8 @@ SECRET = "s3cr3t-value"
 
 HOSTVARS = {
     "prd": {"ductape_receiver_base_url": "https://prd.example/hooks/",
-            "ductape_webhook_auth": {"headers": {"X-Key": SECRET, "X-Env": "prd"}}},
+            "ductape_webhook_auth": {"pay": {"headers": {"X-Key": SECRET, "X-Env": "prd"}},
+                                     "other-app": {"headers": {"X-Other": "other-secret"}}}},
     "stg": {"ductape_receiver_base_url": "https://stg.example", "ductape_registration_mode": "link"},
     "dev-host": {"ductape_env": "dev", "ductape_receiver_base_url": "https://dev.example"},
 }
@@ -48,8 +49,38 @@ def test_one_full_call_per_webhook_and_one_link_call_per_link_mode_environment()
         {"slug": "dev", "url": "https://dev.example/paid", "method": "POST",
          "auth": {"headers": {"X-Key": "webhook-level"}, "query": {"q": "1"}}},
     ]
-    assert result["link_calls"] == [{"access_tag": "pay", "webhook_tag": "paid", "env": "stg", "host": "stg",
-                                     "url": "https://stg.example/paid", "method": "POST"}]
+    # One entry of ductape_webhook_link's option webhooks per webhook, with its link-mode envs.
+    assert result["link_calls"] == [{"access_tag": "pay", "webhook_tag": "paid",
+                                     "envs": [{"slug": "stg", "url": "https://stg.example/paid", "method": "POST"}]}]
+
+
+def _other_app():
+    return {"access_tag": "other-app", "webhook_tag": "x", "path": "/x"}
+
+
+def test_host_auth_goes_only_to_the_webhooks_of_its_access_tag():
+    result = plan([{"access_tag": "pay", "webhook_tag": "paid", "path": "/paid"},
+                   {"access_tag": "shipping", "webhook_tag": "shipped", "path": "/shipped"}, _other_app()])
+    assert result["problems"] == []
+    pay, shipping, other = result["full_calls"]
+    assert pay["envs"][0]["auth"] == {"headers": {"X-Key": SECRET, "X-Env": "prd"}}
+    # prd's host auth is pay's and other-app's: the shipping provider gets neither.
+    assert [env["auth"] for env in shipping["envs"]] == [{}, {}]
+    assert other["envs"][0]["auth"] == {"headers": {"X-Other": "other-secret"}}
+    assert SECRET not in repr(other) and SECRET not in repr(shipping)
+
+
+def test_the_former_host_auth_shape_is_refused_saying_what_to_change():
+    hostvars = dict(HOSTVARS, prd=dict(HOSTVARS["prd"], ductape_webhook_auth={"headers": {"X-Key": SECRET}}))
+    result = plan([{"access_tag": "pay", "webhook_tag": "paid", "path": "/paid"}], hostvars=hostvars)
+    assert result["problems"] == [
+        "host 'prd': ductape_webhook_auth is keyed by access tag: it applies to the webhooks of that app only. "
+        "Move its \"headers\" under the access tag it belongs to, for example "
+        "ductape_webhook_auth: {stripe-payments: {headers: ...}}"]
+    # An access tag that no webhook of this run has is another play's: left alone, sent nowhere.
+    hostvars["prd"]["ductape_webhook_auth"] = {"billing": {"headers": {"X-Key": SECRET}}}
+    result = plan([{"access_tag": "pay", "webhook_tag": "paid", "path": "/paid"}], hostvars=hostvars)
+    assert result["problems"] == [] and SECRET not in repr(result["full_calls"])
 
 
 def test_overrides_win_per_environment_and_envs_limits_the_environments():
@@ -71,10 +102,10 @@ def test_overrides_win_per_environment_and_envs_limits_the_environments():
     assert result["link_calls"] == []
 
 
-def test_every_input_error_is_named_and_no_auth_value_is_quoted():
+def test_every_input_error_is_named_by_index_and_field_and_no_auth_value_is_quoted():
     hostvars = dict(HOSTVARS, bad={"ductape_env": "BAD!", "ductape_registration_mode": "paper",
                                    "ductape_receiver_base_url": "ftp://x",
-                                   "ductape_webhook_auth": {"cookies": {}, "headers": SECRET}},
+                                   "ductape_webhook_auth": {"pay": {"cookies": {}, "headers": SECRET}}},
                     twin={"ductape_env": "dev"})
     result = plan([
         {"access_tag": "pay", "webhook_tag": "a", "path": "/a", "url": "https://both.example",
@@ -82,38 +113,49 @@ def test_every_input_error_is_named_and_no_auth_value_is_quoted():
         {"access_tag": "pay", "webhook_tag": "a", "path": "/a"},
         {"access_tag": "pay", "webhook_tag": "c", "url": "not-a-url", "envs": ["prd", "qa1"],
          "overrides": {"qa1": {"colour": 1, "method": "FETCH", "mode": "fax", "auth": SECRET}}},
-        {"access_tag": "pay", "webhook_tag": "d"},
+        {"access_tag": "pay", "webhook_tag": "d", "method": "post", "metod": "PUT", "auth": SECRET},
+        "just-a-string",
+        {"webhook_tag": 5, "url": "https://user:pw-secret@h.example/x"},
     ], group_hosts=GROUP + ["bad", "twin"], hostvars=hostvars)
     problems = result["problems"]
     expected = [
-        "host 'bad': ductape_env 'BAD!' is not a Ductape environment slug",
-        "host 'bad': ductape_registration_mode 'paper' must be 'full' or 'link'",
-        "host 'bad': ductape_receiver_base_url 'ftp://x' is not an http:// or https:// URL",
-        "host 'bad': ductape_webhook_auth has the unknown key 'cookies'",
-        "host 'bad': ductape_webhook_auth.headers must be a mapping",
+        "host 'bad': ductape_env \"BAD!\" is not a Ductape environment slug",
+        "host 'bad': ductape_registration_mode \"paper\" must be 'full' or 'link'",
+        "host 'bad': ductape_receiver_base_url: must be an absolute http:// or https:// URL (got \"ftp://x\")",
+        "host 'bad': ductape_webhook_auth[\"pay\"]: unknown part \"cookies\"",
+        "host 'bad': ductape_webhook_auth[\"pay\"].headers: must be a mapping of names to values (got a string; "
+        "its value is not shown)",
         "host 'twin': ductape_env 'dev' is already the environment of host 'dev-host'",
-        "webhook 'pay/a': set path or url, not both",
-        "webhook 'pay/a': listed twice in ductape_webhooks",
-        "webhook 'pay/c': envs lists 'qa1', which no host of group 'envs' defines (known: prd, stg, dev)",
-        "webhook 'pay/c': overrides.qa1: no host of group 'envs' defines environment 'qa1'",
-        "webhook 'pay/c': overrides.qa1 has the unknown key 'colour'",
-        "webhook 'pay/c': overrides.qa1.method 'FETCH' must be one of GET, POST, PUT, PATCH, DELETE",
-        "webhook 'pay/c': overrides.qa1.mode 'fax' must be 'full' or 'link'",
-        "webhook 'pay/c': overrides.qa1.auth must be a mapping",
-        "webhook 'pay/c': url 'not-a-url' for environment 'prd' is not an http:// or https:// URL",
-        "webhook 'pay/d': no receiver for environment 'prd' (host 'prd')",
+        "ductape_webhooks[4]: must be a mapping with access_tag, webhook_tag and a receiver (got a string)",
+        "ductape_webhooks[1]: webhook \"pay/a\" is listed twice (ductape_webhooks[0] and ductape_webhooks[1])",
+        "ductape_webhooks[0]: set path or url, not both",
+        "ductape_webhooks[2].envs[1]: \"qa1\" is not an environment that a host of group 'envs' defines "
+        "(known: prd, stg, dev)",
+        "ductape_webhooks[2].overrides.qa1: no host of group 'envs' defines environment \"qa1\"",
+        "ductape_webhooks[2].overrides.qa1: unknown key \"colour\"",
+        "ductape_webhooks[2].overrides.qa1.method: must be one of GET, POST, PUT, PATCH, DELETE (got \"FETCH\")",
+        "ductape_webhooks[2].overrides.qa1.mode: must be 'full' or 'link' (got \"fax\")",
+        "ductape_webhooks[2].overrides.qa1.auth: must be a mapping with any of the keys",
+        "ductape_webhooks[2].url: must be an absolute http:// or https:// URL (got \"not-a-url\" for environment 'prd')",
+        "ductape_webhooks[3]: unknown key \"metod\"",
+        "ductape_webhooks[3].method: must be one of GET, POST, PUT, PATCH, DELETE (got \"post\")",
+        "ductape_webhooks[3].auth: must be a mapping with any of the keys headers, query, body, params (got a string",
+        "ductape_webhooks[3]: no receiver for environment 'prd' (host 'prd')",
+        "ductape_webhooks[5].access_tag: is required",
+        "ductape_webhooks[5].webhook_tag: must be a string (got 5)",
     ]
     for start in expected:
         assert any(problem.startswith(start) for problem in problems), (start, problems)
-    assert len(problems) == len(expected) + 2  # pay/d has no receiver in stg and dev either
-    assert not any(SECRET in problem for problem in problems)
+    # pay/d has no receiver in stg and dev either; webhooks[5]'s url is used in the three envs
+    assert len(problems) == len(expected) + 2, problems
+    assert not any(SECRET in problem or "pw-secret" in problem for problem in problems)
 
 
 def test_a_path_needs_the_hosts_base_url_and_an_empty_group_is_a_problem():
     result = plan([{"access_tag": "pay", "webhook_tag": "a", "path": "/a"}], group_hosts=["bare"],
                   hostvars={"bare": {}})
-    assert result["problems"] == ["host 'bare': ductape_receiver_base_url is not set, and webhook 'pay/a' "
-                                  "needs it for its path '/a' in environment 'bare'"]
+    assert result["problems"] == ["host 'bare': ductape_receiver_base_url is not set, and ductape_webhooks[0] "
+                                  "needs it for its path \"/a\" in environment 'bare'"]
     assert plan([], group_hosts=[])["problems"] == [
         "inventory group 'envs' (ductape_environments_group) has no hosts: add one host per Ductape environment"]
 
@@ -136,10 +178,11 @@ FULL_RESULT = {
     ],
 }
 ENV_HOSTS = {"prd": "prd", "stg": "stg", "dev": "dev-host"}
-LINK_RESULTS = {"results": [
-    {"changed": False, "action": "unchanged", "uuid": "u3", "link": "https://link/3",
-     "item": {"access_tag": "pay", "webhook_tag": "a", "env": "stg", "host": "stg", "url": "https://s/a",
-              "method": "POST"}},
+# The registered result of the role's one ductape_webhook_link task, in the batch form.
+LINK_RESULTS = {"changed": False, "webhooks": [
+    {"access_tag": "pay", "webhook_tag": "a", "changed": False,
+     "envs": [{"slug": "stg", "action": "unchanged", "uuid": "u3", "link": "https://link/3", "url": "https://s/a",
+               "method": "POST", "provider_registration": None}]},
 ]}
 
 
@@ -152,7 +195,7 @@ def test_registrations_follow_the_groups_host_order_and_carry_no_auth():
     ]
     assert SECRET not in repr(rows)
     assert register_registrations({"skipped": True}, {}, GROUP, ENV_HOSTS) == []
-    assert register_registrations({"changed": False, "webhooks": []}, {"results": []}, GROUP, ENV_HOSTS) == []
+    assert register_registrations({"changed": False, "webhooks": []}, {"webhooks": []}, GROUP, ENV_HOSTS) == []
 
 
 def test_failures_name_the_webhook_and_its_envs_not_the_auth():
@@ -160,6 +203,14 @@ def test_failures_name_the_webhook_and_its_envs_not_the_auth():
     assert register_failures({"changed": False, "webhooks": [FULL_RESULT["webhooks"][0]]}) == []
     assert register_failures({"skipped": True, "changed": False}) == []
     assert register_failures({}) == []
+
+
+def test_failures_of_both_tasks_are_named():
+    link_failed = {"failed": True, "changed": False, "msg": "1 of 1 webhooks failed", "webhooks": [
+        {"access_tag": "pay", "webhook_tag": "c", "failed": True, "msg": "HTTP 404", "envs": [{"slug": "stg"}]}]}
+    assert register_failures(FULL_RESULT, link_failed) == ["pay/b in prd: HTTP 403 for product 'pay'",
+                                                           "pay/c in stg: HTTP 404"]
+    assert register_failures({}, {"failed": True, "msg": "product: is required"}) == ["product: is required"]
 
 
 def test_a_task_refused_before_any_request_fails_with_its_own_message():

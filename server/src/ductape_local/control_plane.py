@@ -267,7 +267,9 @@ def list_webhooks(
         registrations[registration.webhook_tag].append(registration_view(registration, grant))
     data = [{"tag": w.tag, "name": w.name, "config": registrations[w.tag]} for w in page]
     next_cursor = encode_cursor(WEBHOOKS_CURSOR, [connection.app, page[-1].tag]) if page and rest else None
-    return success(data, meta={"next_cursor": next_cursor})
+    # product_envs: a ductape-local extension, so that a client can name the product's envs when a
+    # user asks for one that does not exist (the contract has no route that lists them).
+    return success(data, meta={"next_cursor": next_cursor, "product_envs": list(found.envs)})
 
 
 @router.delete("/registrations/{uuid}", responses=failures(*COMMON_FAILURES), summary="Remove a registration (its wrapped link stops forwarding)")

@@ -36,14 +36,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 from ansible.module_utils.errors import NoLogError, UnsupportedError
 from ansible.module_utils.six import binary_type, integer_types, string_types, text_type
+from ansible.module_utils.six.moves.collections_abc import Mapping
 
 from ansible_collections.ductape.webhooks.plugins.module_utils._rules import mask_url
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import require_requests
-
-try:
-    from collections.abc import Mapping
-except ImportError:  # Python 2
-    from collections import Mapping  # pylint: disable=deprecated-class
 
 # What ansible-core writes in place of a no_log value.
 NO_LOG_MARKER = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"

@@ -83,10 +83,11 @@ IN_PROCESS = "running in the controller process"
 AS_MODULE = "running the module on the target"
 
 
-def run_on(host: str, server: LocalServer, workdir: Path, steps: list[Step] = STEPS,
+def run_on(host: str, server: LocalServer, workdir: Path, steps: list[Step] | None = None,
            module_defaults: dict[str, Any] | None = None, state_query: dict[str, str] | None = None,
            env: dict[str, str] | None = None) -> Run:
     workdir.mkdir(parents=True, exist_ok=True)
+    steps = STEPS if steps is None else steps
     [play] = yaml.safe_load(steps_playbook(
         steps, module_defaults=module_defaults or {"group/ductape.webhooks.ductape": {"api_url": "{{ server_url }}"}},
         state_query=state_query or {"product": PRODUCT, "access_tag": ACCESS_TAG}))
@@ -139,6 +140,14 @@ def test_each_run_took_the_path_its_host_asks_for(runs):
     assert IN_PROCESS in in_process and AS_MODULE not in in_process
     assert AS_MODULE in as_module and "ductape_run_on_controller is false" in as_module
     assert IN_PROCESS not in as_module
+
+
+def test_invocation_follows_the_running_core(runs):
+    """ansible-core before 2.21 always adds invocation; 2.21 and later only with INJECT_INVOCATION (off)."""
+    from ansible import constants as C
+    injects = "INJECT_INVOCATION" not in C.config.get_configuration_definitions()
+    for host in HOSTS:
+        assert ('"invocation": {' in runs[host][0].output) is injects, host
 
 
 def envs_of(state: list[dict[str, Any]], tag: str = "payment_succeeded") -> set[str]:
@@ -225,7 +234,9 @@ def shop_runs(tmp_path_factory) -> dict[str, tuple[Run, str]]:
             found[host] = (run_on(host, server, tmp_path_factory.mktemp(f"shop-{host}"), SHOP_STEPS,
                                   module_defaults={"group/ductape.webhooks.ductape": {
                                       "api_url": "{{ server_url }}", "access_key": KEY}},
-                                  state_query={"product": SHOP, "access_tag": SHOP_TAG}), server.url)
+                                  state_query={"product": SHOP, "access_tag": SHOP_TAG},
+                                  # ansible-core 2.21 and later add invocation only when asked to
+                                  env={"ANSIBLE_INJECT_INVOCATION": "True"}), server.url)
     return found
 
 

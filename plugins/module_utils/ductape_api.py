@@ -297,6 +297,10 @@ class DuctapeClient:
         self.retries = max(0, int(retries))
         self._warn = warn or (lambda message: None)
         self._warn_lock = threading.Lock()
+        # Once a refused connection gave up, nothing listens at api_url: later calls fail at once, and
+        # concurrent workers warn about it once in all.
+        self._refused = None
+        self._refused_warned = False
         if clock is None and sleep is not time.sleep:
             virtual = _VirtualClock(sleep)
             clock, sleep = virtual, virtual.sleep
@@ -418,6 +422,10 @@ class DuctapeClient:
             attempt += 1
             retry_after = None
             allowed = self.retries
+            refused = False
+            if self._refused is not None:
+                raise DuctapeApiError("%s: not sent: %s" % (operation, self._refused), operation=operation,
+                                      option=self.api_url_option)
             self._gate.wait()
             try:
                 response = self._session.request(
@@ -448,6 +456,8 @@ class DuctapeClient:
                 status = response.status_code
                 retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
             if attempt > allowed:
+                if refused:
+                    self._refused = problem
                 raise DuctapeApiError(
                     "%s: %s; gave up after %d attempt%s%s"
                     % (operation, problem, attempt, "" if attempt == 1 else "s",
@@ -456,7 +466,10 @@ class DuctapeClient:
             delay = retry_delay(attempt, retry_after, self._rng)
             if status == 429:
                 self._gate.pause(delay)  # every worker waits, not only this one
-            self.warn("%s: %s; retry %d of %d in %.1f s" % (operation, problem, attempt, allowed, delay))
+            with self._warn_lock:
+                repeated, self._refused_warned = refused and self._refused_warned, self._refused_warned or refused
+            if not repeated:
+                self.warn("%s: %s; retry %d of %d in %.1f s" % (operation, problem, attempt, allowed, delay))
             if status == 429:
                 self._gate.wait()
             else:

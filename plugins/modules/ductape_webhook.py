@@ -323,8 +323,6 @@ diff:
     after: {prd: {url: https://api.example.com/hook, method: POST, auth: {headers: {Authorization: "********"}}}}
 """
 
-from ansible_collections.ductape.webhooks.plugins.module_utils._module_host import run_as_module
-
 from ansible_collections.ductape.webhooks.plugins.module_utils._engine import (
     DEFAULT_PARALLELISM,
     batch_report,
@@ -336,6 +334,7 @@ from ansible_collections.ductape.webhooks.plugins.module_utils._engine import (
     single_report,
     webhook_states,
 )
+from ansible_collections.ductape.webhooks.plugins.module_utils._module_host import run_as_module
 from ansible_collections.ductape.webhooks.plugins.module_utils._rules import HTTP_METHODS
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import (
     DuctapeApiError,

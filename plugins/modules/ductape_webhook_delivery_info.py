@@ -212,9 +212,8 @@ counts:
   sample: {pending: 0, delivered: 9, failed: 1}
 """
 
-from ansible_collections.ductape.webhooks.plugins.module_utils._module_host import run_as_module
-
 from ansible_collections.ductape.webhooks.plugins.module_utils._engine import mask_urls_deep, read_webhooks, refusal
+from ansible_collections.ductape.webhooks.plugins.module_utils._module_host import run_as_module
 from ansible_collections.ductape.webhooks.plugins.module_utils._rules import env_exists_problems, webhook_tag_problems
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import (
     DuctapeApiError,

@@ -142,9 +142,8 @@ webhooks:
           type: str
 """
 
-from ansible_collections.ductape.webhooks.plugins.module_utils._module_host import run_as_module
-
 from ansible_collections.ductape.webhooks.plugins.module_utils._engine import public_webhook, read_webhooks, refusal
+from ansible_collections.ductape.webhooks.plugins.module_utils._module_host import run_as_module
 from ansible_collections.ductape.webhooks.plugins.module_utils._rules import env_exists_problems, webhook_tag_problems
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import (
     DuctapeApiError,

@@ -190,8 +190,6 @@ diff:
   sample: {before: {stg: {url: https://old.example.com/hook, method: POST}}, after: {stg: {url: https://stg.example.com/hook, method: POST}}}
 """
 
-from ansible_collections.ductape.webhooks.plugins.module_utils._module_host import run_as_module
-
 from ansible_collections.ductape.webhooks.plugins.module_utils._engine import (
     DEFAULT_PARALLELISM,
     batch_report,
@@ -203,6 +201,7 @@ from ansible_collections.ductape.webhooks.plugins.module_utils._engine import (
     refusal,
     webhook_states,
 )
+from ansible_collections.ductape.webhooks.plugins.module_utils._module_host import run_as_module
 from ansible_collections.ductape.webhooks.plugins.module_utils._rules import HTTP_METHODS
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import (
     DuctapeApiError,

@@ -89,7 +89,7 @@ def run_on(host: str, server: LocalServer, workdir: Path, steps: list[Step] | No
     workdir.mkdir(parents=True, exist_ok=True)
     steps = STEPS if steps is None else steps
     [play] = yaml.safe_load(steps_playbook(
-        steps, module_defaults=module_defaults or {"group/ductape.webhooks.ductape": {"api_url": "{{ server_url }}"}},
+        STEPS if steps is None else steps, module_defaults=module_defaults or {"group/ductape.webhooks.ductape": {"api_url": "{{ server_url }}"}},
         state_query=state_query or {"product": PRODUCT, "access_tag": ACCESS_TAG}))
     play["hosts"] = host
     play["vars"] = {}

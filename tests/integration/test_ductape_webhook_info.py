@@ -12,7 +12,6 @@ from __future__ import annotations
 import pytest
 import requests
 
-from ductape_local.auth_digest import auth_digest
 from ductape_local.testing import LocalServer
 from playbook import Step, adhoc_result, run_adhoc, run_steps, unreachable_url
 
@@ -121,10 +120,11 @@ def test_returns_the_contract_shape_with_auth_masked(run):
     assert set(configs) == {(registered[0], registered[1]) for registered in REGISTRATIONS}
     for tag, env, url, auth in REGISTRATIONS:
         registration = configs[(tag, env)]
-        assert {"uuid", "productEnv", "appEnv", "url", "method", "link", "active", "auth", "auth_digest",
+        assert {"uuid", "productEnv", "appEnv", "url", "method", "link", "active", "auth", "has_auth",
                 "provider_registration", "created_at", "updated_at"} <= set(registration)
+        assert "auth_digest" not in registration and "url_digest" not in registration, "C1: no digest in output"
         assert (registration["url"], registration["method"]) == (url, "POST")
-        assert registration["auth_digest"] == auth_digest(auth)
+        assert registration["has_auth"] is bool(auth)
         assert registration["link"].endswith("/webhooks/v1/process/" + registration["uuid"])
         for part, values in (auth or {}).items():
             assert registration["auth"][part] == {key: "********" for key in values}

@@ -252,3 +252,57 @@ def test_an_api_502_after_the_registration_was_stored_is_a_change_in_both_forms(
         assert report["failed"] is True and report["changed"] is True, report
         assert len([sent for sent in http.sent if sent.method == "POST"]) == 1, "the API's 502 is not retried"
         assert SECRET not in json.dumps(report)
+
+
+@pytest.mark.parametrize("status", ["failed", "pending"])
+def test_a_provider_that_does_not_hold_the_link_makes_the_env_an_update(status):
+    current = dict(registration("prd", "https://h.example/x", AUTH), provider_registration={"status": status})
+    env = engine.EnvState("prd", "https://h.example/x", "POST", AUTH)
+    assert engine.decide(env, current, "present") == ("updated", False)
+    current["provider_registration"] = {"status": "registered"}
+    assert engine.decide(env, current, "present") == ("unchanged", False)
+
+
+def test_no_auth_equals_empty_parts_and_method_defaults_to_post():
+    current = registration("dev", "https://h.example/x", None)
+    for auth in (None, {}, {"headers": {}, "query": None}):
+        assert engine.decide(engine.EnvState("dev", "https://h.example/x", None, auth), current, "present") == (
+            "unchanged", False), auth
+    assert engine.decide(engine.EnvState("dev", "https://h.example/x", "PUT"), current, "present")[0] == "updated"
+
+
+def test_absent_deletes_what_is_registered_and_reports_the_rest_absent():
+    current = registration("stg", "https://h.example/x")
+    assert engine.decide(engine.EnvState("stg"), current, "absent") == ("deleted", False)
+    assert engine.decide(engine.EnvState("qas"), None, "absent") == ("absent", False)
+
+
+def test_the_diff_masks_every_auth_value_and_says_which_secret_changed():
+    http = RoutedHTTP(App(["a"], {"a": [registration("prd", "https://u:pw1@h.example/x", AUTH)]}))
+    new = {"headers": {"Authorization": "Bearer " + SECRET + "-2"}}
+    [outcome] = engine.converge(client(http), PRODUCT, [state("a", ("prd", "https://u:pw2@h.example/x", new))],
+                                "present", check_mode=True)
+    diff = engine.diff_of(outcome)
+    assert diff["before"]["prd"]["url"] == diff["after"]["prd"]["url"] == "https://********@h.example/x"
+    assert diff["after"]["prd"]["auth"] == {"headers": {"Authorization": "******** (changed)"}}
+    assert SECRET not in json.dumps(diff) and "pw2" not in json.dumps(diff) and "pw1" not in json.dumps(diff)
+    [env] = engine.single_report(outcome, False)["envs"]
+    assert set(env) == {"slug", "action", "uuid", "link", "url", "method", "provider_registration"}
+    assert env["url"] == "https://********@h.example/x"
+
+
+def test_a_server_that_is_down_is_one_warning_for_the_whole_task_whatever_the_parallelism():
+    import requests
+
+    def handler(sent):
+        return requests.ConnectionError(ConnectionRefusedError(111, "Connection refused"))
+
+    http = RoutedHTTP(handler)
+    webhooks = [state(tag, ("prd", "https://h.example/" + tag, None), access_tag=tag) for tag in "abcdef"]
+    outcomes = engine.converge(client(http, parallelism=8, sleep=lambda seconds: None, clock=lambda: 0.0), PRODUCT,
+                               webhooks, "present", False, 8)
+    assert all(outcome.failed for outcome in outcomes)
+    assert len(http.warnings) == 1, http.warnings
+    assert len(http.sent) <= 2 * len(webhooks)
+    report = engine.batch_report(outcomes, False)
+    assert "connection refused" in report["msg"]

@@ -85,7 +85,7 @@ class EnvState:
         self.slug = slug
         self.url = url
         self.method = (method or "POST").upper() if isinstance(method, str) or method is None else method
-        self.auth = auth or {}
+        self.auth = auth  # as given, so that check_states sees a value of the wrong shape
         self.link_only = link_only
         self.field = field
 
@@ -96,7 +96,7 @@ class EnvState:
 
     def desired(self):
         """What the register request sends for this env."""
-        return dict(slug=self.slug, url=self.url, method=self.method, auth=self.auth)
+        return dict(slug=self.slug, url=self.url, method=self.method, auth=self.auth or {})
 
 
 class WebhookState:
@@ -203,7 +203,7 @@ def check_states(webhooks, state):
             lambda index, envs=webhook.envs: envs[index].field_of("slug"), "env"))
         for env in webhook.envs:
             context = " in env %s" % quoted(env.slug)
-            problems.extend(auth_problems(env.field_of("auth"), env.auth or None, context))
+            problems.extend(auth_problems(env.field_of("auth"), env.auth, context))
             if state == "present":
                 problems.extend(method_problems(env.field_of("method"), env.method, context))
                 problems.extend(url_problems(env.field_of("url"), env.url, context))
@@ -499,17 +499,35 @@ def _view(registration, masked_auth, auth_changed, link_only):
     return view
 
 
+def _changed_keys(env):
+    """The keys an update changes; None (all of them) for a create, a delete, or an update that only sends
+    the same registration again (a provider that does not hold the link yet)."""
+    if env.action != UPDATED or env.current is None:
+        return None
+    keys = [key for key, changed in (
+        ("url", not url_matches(env.state.url, env.current)),
+        ("method", env.current.get("method") != env.state.method),
+        ("auth", env.auth_changed and not env.state.link_only)) if changed]
+    return keys or None
+
+
+def _only(view, keys):
+    return view if view is None or keys is None else dict((key, view[key]) for key in keys if key in view)
+
+
 def diff_of(outcome):
-    """{before: {env: ...}, after: {env: ...}} of the envs that write (or would), every auth value masked."""
+    """{before: {env: ...}, after: {env: ...}}: the keys that change of the envs that write (or would), masked."""
     before, after = {}, {}
     for env in outcome.envs:
         if env.action not in WRITING_ACTIONS:
             continue
         link_only = env.state.link_only
+        keys = _changed_keys(env)
         if env.current is not None:
-            before[env.slug] = _view(env.current, env.current.get("auth") or {}, False, link_only)
+            before[env.slug] = _only(_view(env.current, env.current.get("auth") or {}, False, link_only), keys)
         if env.action != DELETED:
-            after[env.slug] = _view(env.state.desired(), mask_auth(env.state.auth), env.auth_changed, link_only)
+            after[env.slug] = _only(_view(env.state.desired(), mask_auth(env.state.auth), env.auth_changed,
+                                          link_only), keys)
     return dict(before=before, after=after)
 
 

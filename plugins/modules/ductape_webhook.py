@@ -139,7 +139,9 @@ attributes:
     details: Reads the current registrations and makes the same decisions; sends no write.
   diff_mode:
     support: full
-    details: Shows url (masked) and method and auth of each written env before and after, every auth value masked.
+    details:
+      - Shows, for each env that is written, the keys that change (url masked, method, auth with every value masked)
+        before and after; all of them for an env created or removed.
   idempotent:
     support: full
     details: A second run with the same options reports RV(ignore:changed=false) and sends no write.
@@ -314,13 +316,15 @@ webhooks:
       returned: when it failed
 diff:
   description:
-    - Url, method and masked auth of each written env, before and after. Only with C(--diff).
+    - For each written env, the keys that change (url, method, auth with every value masked) before and after; all
+      of them for a created or removed env, and for an env sent again only because its provider does not hold the
+      link yet. Only with C(--diff).
     - With O(webhooks), one more level keyed C(ACCESS_TAG/WEBHOOK_TAG), holding the webhooks that write only.
   returned: when diff mode is on
   type: dict
   sample:
-    before: {prd: {url: https://old.example.com/hook, method: POST, auth: {headers: {Authorization: "********"}}}}
-    after: {prd: {url: https://api.example.com/hook, method: POST, auth: {headers: {Authorization: "********"}}}}
+    before: {prd: {url: https://old.example.com/hook}, stg: {auth: {headers: {Authorization: "********"}}}}
+    after: {prd: {url: https://api.example.com/hook}, stg: {auth: {headers: {Authorization: "******** (changed)"}}}}
 """
 
 from ansible_collections.ductape.webhooks.plugins.module_utils._engine import (

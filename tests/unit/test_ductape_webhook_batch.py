@@ -127,7 +127,10 @@ def test_check_mode_makes_the_same_decisions_and_writes_nothing(http):
     assert [sent.method for sent in http.sent] == ["GET", "GET"]
     assert [actions(outcome) for outcome in result["webhooks"]] == [{"prd": "updated"}, {"prd": "created"}]
     assert result["changed"] is True
-    assert result["diff"]["before"] == {"stripe-payments/a": {"prd": {"url": PAID, "method": "POST", "auth": {}}}}
+    # Only the keys that change, before and after; a created env shows them all.
+    assert result["diff"]["before"] == {"stripe-payments/a": {"prd": {"url": PAID}}}
+    assert result["diff"]["after"]["stripe-payments/a"] == {"prd": {"url": PAID + "/v2"}}
+    assert set(result["diff"]["after"]["stripe-payments/b"]["prd"]) == {"url", "method", "auth"}
     assert set(result["diff"]["after"]) == {"stripe-payments/a", "stripe-payments/b"}
     assert result["diff"]["after"]["stripe-payments/b"]["prd"]["url"] == REFUNDED
 

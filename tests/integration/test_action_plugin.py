@@ -86,7 +86,6 @@ AS_MODULE = "running the module on the target"
 def run_on(host: str, server: LocalServer, workdir: Path, steps: list[Step] | None = None,
            module_defaults: dict[str, Any] | None = None, state_query: dict[str, str] | None = None,
            env: dict[str, str] | None = None) -> Run:
-    steps = STEPS if steps is None else steps
     workdir.mkdir(parents=True, exist_ok=True)
     steps = STEPS if steps is None else steps
     [play] = yaml.safe_load(steps_playbook(

@@ -129,3 +129,25 @@ def test_the_stand_in_gives_invocation_only_when_the_core_does(inject):
     assert ("invocation" in result) is inject
     if inject:
         assert result["invocation"]["module_args"]["access_key"] == _module_host.NO_LOG_MARKER
+
+
+def test_the_no_log_policy_masks_whole_values_and_scrubs_only_the_key():
+    from ansible_collections.ductape.webhooks.plugins.module_utils import _module_host
+    from ansible_collections.ductape.webhooks.plugins.plugin_utils.controller_module import module_logic
+
+    spec = module_logic("ductape_webhook").argument_spec
+    params = {"product": "acme-shop", "access_key": "unit-key-4711", "api_url": "https://u:pw@h.example/?token=t",
+              "envs": [{"slug": "prd", "url": "https://h.example/x?sig=s&v=1", "method": "POST",
+                        "auth": {"params": {"shop": "acme"}, "headers": {"X": "POST"}}}],
+              "webhooks": None}
+    args = _module_host.invocation(spec, params)["module_args"]
+    assert args["access_key"] == args["envs"][0]["auth"] == _module_host.NO_LOG_MARKER
+    assert args["api_url"] == "https://********@h.example/?token=********"
+    assert args["envs"][0]["url"] == "https://h.example/x?sig=********&v=1"
+    assert (args["product"], args["envs"][0]["method"]) == ("acme-shop", "POST")
+    assert params["envs"][0]["auth"] == {"params": {"shop": "acme"}, "headers": {"X": "POST"}}  # not changed
+    # Only the key is removed wherever it appears; auth values are left to the modules (never shown).
+    assert _module_host.scrub_values(spec, params) == {"unit-key-4711"}
+    # A list option of the wrong shape that may hold auth is masked whole.
+    assert _module_host.invocation(spec, dict(params, envs="prd auth=x"))["module_args"]["envs"] == \
+        _module_host.NO_LOG_MARKER

@@ -43,7 +43,7 @@ demo: collection
 	$(BIN)/python scripts/demo.py
 
 test: test-server test-unit test-integration test-role test-sanity test-docs test-lint test-build test-bench \
-      test-reliability
+      test-reliability test-matrix
 	@echo "make test: every check passed"
 
 test-server: venv
@@ -59,6 +59,12 @@ test-integration: collection
 # Bad inputs, faults, kills, forks, secrets and fuzzing; prints its figures at the end.
 test-reliability: collection
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/reliability
+
+.PHONY: test-matrix
+# The oldest and the newest ansible-core the collection claims, each in its own virtualenv under
+# .build/matrix/ (docs/developing.md, "Every ansible-core the collection claims").
+test-matrix: collection
+	scripts/test-matrix.sh
 
 test-role: collection
 	scripts/test-role.sh

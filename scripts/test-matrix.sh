@@ -32,6 +32,7 @@ INTEGRATION=(
   tests/integration/test_ductape_webhook_info.py
   tests/integration/test_delivery_info.py
   tests/integration/test_action_plugin.py
+  tests/integration/test_engine_bugs.py
 )
 
 fail() { echo "test-matrix: FAIL: $*" >&2; exit 1; }

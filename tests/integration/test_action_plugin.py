@@ -306,13 +306,14 @@ def test_no_auth_value_key_or_url_credential_is_printed_at_vvv(shop_runs, host):
 
 
 def test_several_argument_errors_are_all_reported_in_one_message(shop_runs):
-    message = shop_runs["controller"][0].result("several_errors")["msg"]
+    # ansible-core before 2.17 names a type as "<class 'str'>", later ones as "str".
+    message = shop_runs["controller"][0].result("several_errors")["msg"].replace("<class 'str'>", "str")
     assert ("Unsupported parameters for (ductape.webhooks.ductape_webhook) module: colour. Supported parameters "
             "include: access_key, access_tag, api_url, envs, parallelism, product, retries, state, timeout, validate_certs, "
             "webhook_tag, webhooks. envs.bogus. Supported parameters include: auth, method, slug, url.") in message
     assert "value of method must be one of: GET, POST, PUT, PATCH, DELETE, got: TRACE found in envs" in message
     assert "argument 'retries' is of type str and we were unable to convert to int" in message, message
-    batch = shop_runs["controller"][0].result("batch_errors")["msg"]
+    batch = shop_runs["controller"][0].result("batch_errors")["msg"].replace("<class 'str'>", "str")
     assert batch.split("; ") == [
         "value of method must be one of: GET, POST, PUT, PATCH, DELETE, got: TRACE found in webhooks -> envs",
         "missing required arguments: webhook_tag found in webhooks",
@@ -403,7 +404,9 @@ def test_the_role_makes_two_module_tasks_prints_no_key_and_names_ductape_api_url
     failure = last_result(output, "ductape.webhooks.register : Fail with the reason")
     assert "ductape_api_url" in failure["msg"] and "api_url option" not in failure["msg"], failure["msg"]
     # One module task found the API down; the link task is not attempted after it: one warning in all.
-    assert len(re.findall(r"^\[WARNING\]: .*could not reach the Ductape API", output, re.M)) == 1, output[-6000:]
+    # ansible-core before 2.17 wraps a warning at 80 columns: the lines are joined again first.
+    warnings = re.findall(r"\[WARNING\]: [^\[]*?could not reach the Ductape API", re.sub(r"\s+", " ", output))
+    assert len(warnings) == 1, output[-6000:]
     assert KEY not in output
 
 

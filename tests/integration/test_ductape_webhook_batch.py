@@ -111,7 +111,9 @@ def server():
 def run(server, tmp_path_factory):
     return run_steps(tmp_path_factory.mktemp("ductape-webhook-batch"), server, OBSERVER_KEY, STEPS,
                      module_defaults=MODULE_DEFAULTS, state_query=STATE_QUERY,
-                     extra_vars={"module_key": MODULE_KEY}, verbosity=3, diff=True)
+                     extra_vars={"module_key": MODULE_KEY}, verbosity=3, diff=True,
+                     # ansible-core 2.21 returns invocation only when asked; older cores ignore this.
+                     env={"ANSIBLE_INJECT_INVOCATION": "true"})
 
 
 def stored(run, step: str) -> dict[str, dict[str, dict]]:

@@ -132,8 +132,9 @@ def role_inventory(secrets: dict[str, str]) -> dict[str, Any]:
     local = harness.localhost_inventory()["all"]["hosts"]
     return {"all": {"hosts": local, "children": {"ductape_environments": {"hosts": {
         "prd": {"ductape_receiver_base_url": "https://prd.example.com",
-                "ductape_webhook_auth": {"headers": {"X-Api-Key": secrets["role host header"]},
-                                         "params": {"account": "acct_1"}}},
+                # host-level auth is scoped to the app (access tag) it belongs to
+                "ductape_webhook_auth": {ACCESS_TAG: {"headers": {"X-Api-Key": secrets["role host header"]},
+                                                      "params": {"account": "acct_1"}}}},
         "stg": {"ductape_receiver_base_url": "https://stg.example.com"},
         "dev": {"ductape_receiver_base_url": "https://dev.example.com", "ductape_registration_mode": "link"},
     }}}}}

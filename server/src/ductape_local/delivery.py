@@ -32,7 +32,6 @@ import http.client
 import itertools
 import logging
 import math
-import queue
 import re
 import select
 import socket
@@ -45,6 +44,7 @@ from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
 from .auth_digest import mask_url
+from .batching import BatchingThread
 from .config import DEFAULT_DELIVERY_TIMEOUT, DEFAULT_DELIVERY_WORKERS, DEFAULT_RETRY_SCHEDULE
 from .destinations import destination_refusal
 from .events import DELIVERED, FAILED, PENDING, AttemptOutcome, ClaimedDelivery, EventStore
@@ -428,51 +428,14 @@ class Recorder:
     transaction: under load one commit serves many attempts, alone an outcome waits for nobody."""
 
     def __init__(self, write: Callable[[list], None], store: EventStore):
-        self._write = write
-        self._store = store
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._writer = BatchingThread("ductape-delivery-recorder", write, RECORD_BATCH,
+                                      on_exit=store.close_thread_connection)
 
     def put(self, claimed: ClaimedDelivery, outcome: AttemptOutcome) -> None:
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="ductape-delivery-recorder", daemon=True)
-                    self._thread.start()
-        self._queue.put((claimed, outcome))
+        self._writer.put((claimed, outcome))
 
     def stop(self, wait_s: float) -> None:
-        with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(None)
-            thread.join(wait_s)
-
-    def _run(self) -> None:
-        try:
-            while True:
-                first = self._queue.get()
-                if first is None:
-                    return
-                batch, stopping = [first], False
-                while len(batch) < RECORD_BATCH:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        stopping = True
-                        break
-                    batch.append(item)
-                try:
-                    self._write(batch)
-                except Exception:  # pylint: disable=broad-except  # the writer handles its own failures
-                    log.exception("delivery recorder iteration failed")
-                if stopping:
-                    return
-        finally:
-            self._store.close_thread_connection()
+        self._writer.stop(wait_s)
 
 
 class _Refused(Exception):

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import re
-import threading
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -27,6 +25,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from .batching import BatchingThread
 from .config import ServerConfig
 from .delivery import DeliveryWorker, loop_refusal
 from .envelope import ApiError, failure_response, quoted, success
@@ -54,54 +53,17 @@ class GroupCommit:
 
     def __init__(self, middleware: "Middleware"):
         self._middleware = middleware
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._committer = BatchingThread("ductape-ingress-commit", self._commit, MAX_BATCH,
+                                         on_exit=middleware.events.close_thread_connection)
 
     async def accept(self, uuid: str, received: ReceivedEvent) -> str:
         loop = asyncio.get_running_loop()
         answer: asyncio.Future = loop.create_future()
-        self._ensure_started()
-        self._queue.put((uuid, received, loop, answer))
+        self._committer.put((uuid, received, loop, answer))
         return await answer
 
-    def _ensure_started(self) -> None:
-        if self._thread is not None:
-            return
-        with self._lock:
-            if self._thread is None:
-                thread = threading.Thread(target=self._run, name="ductape-ingress-commit", daemon=True)
-                thread.start()
-                self._thread = thread
-
     def stop(self, wait_s: float) -> None:
-        with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(None)
-            thread.join(wait_s)
-
-    def _run(self) -> None:
-        try:
-            while True:
-                first = self._queue.get()
-                if first is None:
-                    return
-                batch, stopping = [first], False
-                while len(batch) < MAX_BATCH:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        stopping = True
-                        break
-                    batch.append(item)
-                self._commit(batch)
-                if stopping:
-                    return
-        finally:
-            self._middleware.events.close_thread_connection()
+        self._committer.stop(wait_s)
 
     def _commit(self, batch: list) -> None:
         outcomes: list[Any] = [None] * len(batch)

@@ -286,49 +286,35 @@ def register_registrations(full_result, link_results, group_hosts, env_hosts) ->
     ``paste_link`` is true where nobody registered the link at the provider: link mode, an app
     environment without a registration endpoint, or a provider registration that failed.
     """
-    rows = []
     hosts = env_hosts if isinstance(env_hosts, Mapping) else {}
-    for outcome in _webhooks(full_result):
-        if outcome.get("failed"):
-            continue
-        for env in outcome.get("envs") or []:
-            provider = env.get("provider_registration")
-            rows.append({
-                "access_tag": outcome.get("access_tag"),
-                "webhook_tag": outcome.get("webhook_tag"),
-                "env": env.get("slug"),
-                "host": hosts.get(env.get("slug")),
-                "mode": "full",
-                "action": env.get("action", "changed" if outcome.get("changed") else "unchanged"),
-                "uuid": env.get("uuid"),
-                "link": env.get("link"),
-                "url": env.get("url"),
-                "method": env.get("method"),
-                "provider_registration": provider,
-                "paste_link": provider is None or provider.get("status", "") != "registered",
-            })
-    for outcome in _webhooks(link_results):
-        if outcome.get("failed"):
-            continue
-        for env in outcome.get("envs") or []:
-            rows.append({
-                "access_tag": outcome.get("access_tag"),
-                "webhook_tag": outcome.get("webhook_tag"),
-                "env": env.get("slug"),
-                "host": hosts.get(env.get("slug")),
-                "mode": "link",
-                "action": env.get("action", "changed" if outcome.get("changed") else "unchanged"),
-                "uuid": env.get("uuid"),
-                "link": env.get("link"),
-                "url": env.get("url"),
-                "method": env.get("method"),
-                "provider_registration": None,
-                "paste_link": True,
-            })
+    rows = [_registration_row(outcome, env, hosts, mode)
+            for mode, results in (("full", _webhooks(full_result)), ("link", _webhooks(link_results)))
+            for outcome in results if not outcome.get("failed")
+            for env in outcome.get("envs") or []]
     by_host: dict = {}
     for row in rows:
         by_host.setdefault(row["host"], []).append(row)
     return [row for host in dict.fromkeys(group_hosts or []) for row in by_host.get(host, [])]
+
+
+def _registration_row(outcome, env, hosts, mode) -> dict:
+    """One row of register_registrations: one env of one webhook's outcome in full or link mode."""
+    # a link-mode env never reaches the provider: its link is always for a person to paste
+    provider = env.get("provider_registration") if mode == "full" else None
+    return {
+        "access_tag": outcome.get("access_tag"),
+        "webhook_tag": outcome.get("webhook_tag"),
+        "env": env.get("slug"),
+        "host": hosts.get(env.get("slug")),
+        "mode": mode,
+        "action": env.get("action", "changed" if outcome.get("changed") else "unchanged"),
+        "uuid": env.get("uuid"),
+        "link": env.get("link"),
+        "url": env.get("url"),
+        "method": env.get("method"),
+        "provider_registration": provider,
+        "paste_link": mode == "link" or provider is None or provider.get("status", "") != "registered",
+    }
 
 
 def _provider_text(row) -> str:

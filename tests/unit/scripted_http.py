@@ -61,6 +61,19 @@ class Sent:
         return f"<{self.method} {self.url}>"
 
 
+def _response(item: Answer, request: requests.PreparedRequest, connection: BaseAdapter) -> requests.Response:
+    """The requests.Response that a scripted Answer stands for, as an adapter returns it."""
+    response = requests.Response()
+    response.status_code = item.status
+    response._content = item.body
+    response.headers = CaseInsensitiveDict(item.headers)
+    response.encoding = "utf-8"
+    response.url = request.url
+    response.request = request
+    response.connection = connection
+    return response
+
+
 class _Adapter(BaseAdapter):
     def __init__(self, owner: "ScriptedHTTP"):
         super().__init__()
@@ -73,15 +86,8 @@ class _Adapter(BaseAdapter):
         item = self.owner.script.pop(0)
         if isinstance(item, BaseException):
             raise item
-        response = requests.Response()
-        response.status_code = item.status
-        response._content = item.body
-        response.headers = CaseInsensitiveDict(item.headers)
-        response.encoding = "utf-8"
-        response.url = request.url
-        response.request = request
+        response = _response(item, request, self)
         response.reason = {200: "OK", 404: "Not Found", 429: "Too Many Requests"}.get(item.status, "")
-        response.connection = self
         return response
 
     def close(self):
@@ -144,15 +150,7 @@ class _RoutedAdapter(BaseAdapter):
         item = self.owner.handler(sent)
         if isinstance(item, BaseException):
             raise item
-        response = requests.Response()
-        response.status_code = item.status
-        response._content = item.body
-        response.headers = CaseInsensitiveDict(item.headers)
-        response.encoding = "utf-8"
-        response.url = request.url
-        response.request = request
-        response.connection = self
-        return response
+        return _response(item, request, self)
 
     def close(self):
         pass

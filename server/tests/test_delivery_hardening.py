@@ -11,31 +11,10 @@ import pytest
 from delivery_receiver import Answer, Dribbler, Receiver
 
 from ductape_local import delivery
-from ductape_local.delivery import EVENT_ID_HEADER, DeliveryWorker
-from ductape_local.events import DELIVERED, FAILED, PENDING, EventStore
-from test_delivery_worker import event, target_for, view, wait_final
-
-
-@pytest.fixture
-def store(tmp_path):
-    return EventStore(str(tmp_path / "events.db"))
-
-
-@pytest.fixture
-def running(store):
-    workers = []
-
-    def start(**options) -> DeliveryWorker:
-        options.setdefault("retry_schedule", (0.05, 0.05))
-        options.setdefault("timeout", 2.0)
-        worker = DeliveryWorker(store, **options)
-        worker.start()
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.stop(wait_s=3)
+from ductape_local.delivery import EVENT_ID_HEADER
+from ductape_local.events import DELIVERED, FAILED, PENDING
+# store and running are the delivery worker tests' fixtures, shared rather than copied
+from test_delivery_worker import event, running, store, target_for, view, wait_final  # noqa: F401
 
 
 def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):

@@ -88,6 +88,7 @@ def test_filters_by_env_registration_time_range_and_event_ids(api, events):
     assert matched(received_before=middle.replace("Z", "+00:00")) == events["prd"][:-1]
     assert matched(event_ids=[events["stg"][1], events["prd"][0], "evt_unknown"]) == [events["prd"][0], events["stg"][1]]
     assert matched(event_ids=[]) == []
+    assert matched(event_ids=[f"evt_{n:032x}" for n in range(999)] + [events["stg"][0]]) == events["stg"][:1]
     # another product's events never match, even by id
     assert matched(event_ids=[events["foreign"]]) == []
     assert events["foreign"] not in matched()

@@ -13,7 +13,7 @@ the task's ``environment``, and with it a key passed that way.
 What this proves about "another host": the module path itself works (AnsiballZ, argument handling,
 results), chosen here through ``ductape_run_on_controller: false`` because no SSH host is available.
 That a non-local connection (ssh, for example) selects the module path is proved at unit level
-(tests/unit/test_controller_module.py, ``_why_not_on_controller`` with transport ssh), not over SSH.
+(tests/unit/plugins/plugin_utils/test_controller_module.py, ``_why_not_on_controller`` with transport ssh), not over SSH.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import DuctapeApiError, DuctapeClient
-from scripted_http import ScriptedHTTP, answer
+from ansible_collections.ductape.webhooks.tests.unit.scripted_http import ScriptedHTTP, answer
 
 API_URL = "http://ductape.test:4311"
 ACCESS_KEY = "dtl_unit_secret_key_9f3a7c"

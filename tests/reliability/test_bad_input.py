@@ -10,7 +10,6 @@ same table from the run and fails when the two differ (RELIABILITY_UPDATE_DOCS=1
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,7 @@ PRODUCT = "rel-product"
 ACCESS_TAG = "stripe-payments"
 WEBHOOK = "payment_succeeded"
 RECEIVER = "https://prd.example.com/hooks/payment"
-DOC = harness.REPO / "docs" / "reliability.md"
+DOC = harness.DOC
 TABLE_BEGIN = "<!-- bad-inputs:begin (written by tests/reliability/test_bad_input.py) -->"
 TABLE_END = "<!-- bad-inputs:end -->"
 
@@ -404,13 +403,8 @@ def test_docs_table_matches_the_run(bad_input_run):
     table = docs_table(rows)
     harness.OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     (harness.OUTPUT_DIR / "bad-inputs.md").write_text(table + "\n", encoding="utf-8")
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
-    if os.environ.get("RELIABILITY_UPDATE_DOCS") == "1" and TABLE_BEGIN in text and TABLE_END in text:
-        head, rest = text.split(TABLE_BEGIN, 1)
-        text = head + TABLE_BEGIN + "\n" + table + "\n" + TABLE_END + rest.split(TABLE_END, 1)[1]
-        DOC.write_text(text, encoding="utf-8")
-    assert TABLE_BEGIN in text and TABLE_END in text, f"{DOC} has no bad-inputs table markers"
-    documented = text.split(TABLE_BEGIN, 1)[1].split(TABLE_END, 1)[0].strip()
+    documented = harness.documented_block(TABLE_BEGIN, TABLE_END, table)
+    assert documented is not None, f"{DOC} has no bad-inputs table markers"
     assert documented == table, (
         f"{DOC.relative_to(harness.REPO)} is stale: the run's table is in "
         f"{(harness.OUTPUT_DIR / 'bad-inputs.md').relative_to(harness.REPO)}; "

@@ -7,7 +7,8 @@ a hit fails the run even when each test passed on its own.
 The figures block of docs/reliability.md (between FIGURES_BEGIN and FIGURES_END) is what a whole run
 of the suite measures: when every test of tests/reliability was selected and passed, a block that
 differs from the run's fails it (RELIABILITY_UPDATE_DOCS=1 rewrites the block instead). A run of some
-of the tests (a path, -k, a failure) compares nothing: its figures count only what it ran. Every
+of the tests (a path, -k, a failure) compares nothing: its figures count only what it ran; the whole
+suite in reverse order (--reliability-reverse) measures the same figures and is compared too. Every
 figure in the block is one that a run repeats exactly (the characters searched, which grow with
 every line any tool prints, are printed below the block but not written into it).
 """
@@ -48,6 +49,17 @@ _DOCS: dict[str, str] = {}
 def figures_block(figures: dict[str, int]) -> str:
     lines = [f"{label}: {figures[key]}" for key, label in FIGURE_ORDER if key in figures]
     return "```text\n" + "\n".join(lines) + "\n```"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--reliability-reverse", action="store_true", default=False,
+                     help="run the reliability tests in the reverse of their usual order: each test must pass "
+                          "whatever ran before it (and alone: pytest PATH::TEST)")
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    if config.getoption("--reliability-reverse"):
+        items.reverse()
 
 
 def pytest_deselected(items) -> None:

@@ -337,18 +337,43 @@ def messages(bad_input_run) -> list[tuple[Case, str]]:
 KNOWN_GAPS: dict[str, str] = {}
 
 
+# The operation the client names before what went wrong ("list the webhooks of A in product P: ...").
+# It repeats the task's own arguments, so it must not count as the message naming the field or value.
+OPERATION = re.compile(
+    r"(?:list the webhooks of \S+ in product \S+|list the deliveries|register \S+/\S+ in [\w, -]+"
+    r"|generate the link of \S+/\S+ in \S+|delete the registration \S+(?: in \S+)?): ")
+
+
+def without_operations(message: str) -> str:
+    return OPERATION.sub("", message)
+
+
 def problem(case: Case, message: str, urls: dict[str, str], secrets: dict[str, str]) -> str | None:
-    """What is wrong with the message a case got, or None."""
+    """What is wrong with the message a case got, or None. The field and the value must be named by
+    the message itself, not only by the operation it starts with."""
     if message == "DID NOT FAIL":
         return "did not fail"
     expected = [case.field] + ([case.value] if case.value else [])
     expected = [urls.get(text.strip("{} ").strip(), text) if text.startswith("{{") else text for text in expected]
-    missing = [text for text in expected if text not in message]
+    said = without_operations(message)
+    missing = [text for text in expected if text not in said]
     if missing:
         return f"message lacks {missing}: {message}"
     if case.secret and secrets[case.secret] in message:
         return f"message shows the secret planted as {case.secret}"
     return None
+
+
+def test_the_operation_alone_does_not_name_the_field_or_the_value():
+    case = Case("x-unknown-product", W, "`product: nope`", {}, "product", "nope")
+    prefix = "list the webhooks of stripe-payments in product nope: "
+    assert problem(case, prefix + "HTTP 404: not found", {}, {}) == (
+        f"message lacks ['product', 'nope']: {prefix}HTTP 404: not found")
+    assert problem(case, prefix + "HTTP 404: product: unknown product nope", {}, {}) is None
+    role = ("ductape.webhooks.register: the registration failed for: - stripe-payments/payment_succeeded in prd, stg: "
+            "register stripe-payments/payment_succeeded in prd, stg: HTTP 502: gateway")
+    assert without_operations(role) == ("ductape.webhooks.register: the registration failed for: "
+                                        "- stripe-payments/payment_succeeded in prd, stg: HTTP 502: gateway")
 
 
 def test_every_bad_input_fails_naming_the_field_and_the_value(bad_input_run):

@@ -49,8 +49,10 @@ test: test-server test-unit test-integration test-role test-sanity test-docs tes
 test-server: venv
 	$(BIN)/python -m pytest -q server/tests
 
+# The unit tests under plain pytest, then as `ansible-test units` runs them (scripts/test-units.sh).
 test-unit: collection
 	$(BIN)/python -m pytest -q tests/unit
+	scripts/test-units.sh
 
 test-integration: collection
 	$(BIN)/python -m pytest -q tests/integration

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # ansible-test sanity, every test that applies to a collection, on Python 3.11 in ansible-test's own
-# virtual environments. ansible-test insists on running from .../ansible_collections/NAMESPACE/NAME, so
-# it runs on a copy of the collection laid out that way, without what is not Ansible content (the
-# local server, CI, scripts, benchmarks, local tool state): the same things the artifact leaves out.
+# virtual environments, on a copy of the collection (scripts/collection-copy.sh says why and what).
 # The only ignore file allowed is tests/sanity/ignore-X.Y.txt where every line says why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 BIN=${VENV_BIN:-$REPO/.venv/bin}
+# shellcheck source=scripts/collection-copy.sh
+source "$REPO/scripts/collection-copy.sh"
 export PATH="$BIN:$PATH"
 PYTHON_VERSION=3.11
 
@@ -63,17 +63,8 @@ fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ductape-sanity.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-COPY="$WORK/ansible_collections/ductape/webhooks"
-mkdir -p "$COPY"
-
-step "copying the collection to $COPY"
-# The files git knows or would add (tracked, and new ones not ignored by .gitignore), so local tool
-# state and test output never reach ansible-test, and a file not yet committed is checked too.
-git -C "$REPO" ls-files -z --cached --others --exclude-standard \
-  | grep -zvE '^(server|\.ci|scripts|benchmarks|tests/output)/|^(Makefile|requirements-dev\.txt)$' \
-  | while IFS= read -r -d '' path; do [[ -e $path ]] && printf '%s\0' "$path"; done \
-  | tar -C "$REPO" --null -T - -cf - | tar -C "$COPY" -xf -
-[[ -f "$COPY/galaxy.yml" ]] || fail "the copy at $COPY has no galaxy.yml"
+step "copying the collection to $WORK"
+COPY=$(copy_collection "$REPO" "$WORK")
 
 cd "$COPY"
 export ANSIBLE_NOCOLOR=1

@@ -1,6 +1,7 @@
 """Shared fixtures: one ductape-local (example seed) per module, and a small authenticated client."""
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
@@ -11,6 +12,27 @@ from ductape_local.testing import LocalServer
 
 PRODUCT = "my-product"
 STRIPE = "stripe-payments"
+
+_HELD_SOCKETS: list[socket.socket] = []
+
+
+def held_closed_url() -> str:
+    """A URL on a loopback port held bound (never listening) for the whole test run: connections to it
+    are refused, and no other program can take the port. Use it where nothing must be reached (a
+    receiver or provider that must fail), never a fixed port that something may listen on."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    _HELD_SOCKETS.append(sock)
+    return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+# One held port for the whole session: the receiver of registrations whose deliveries must fail.
+CLOSED_URL = held_closed_url()
+
+
+@pytest.fixture(scope="session")
+def closed_url() -> str:
+    return CLOSED_URL
 
 
 class Api:
@@ -36,7 +58,7 @@ class Api:
 
     def generate_link(self, **overrides: Any) -> requests.Response:
         body = {"product": PRODUCT, "access_tag": STRIPE, "webhook_tag": "payment_succeeded", "env": "dev",
-                "url": "http://127.0.0.1:9/hook", "method": "POST"}
+                "url": f"{CLOSED_URL}/hook", "method": "POST"}
         body.update(overrides)
         return self.call("POST", "/webhooks/v1/generate-link", json=body)
 

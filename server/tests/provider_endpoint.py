@@ -18,12 +18,25 @@ class ReceivedCall:
     body: Any
 
 
+class Hold:
+    """Calls under one prefix wait, before they are answered, until the test releases them."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+        self.released = threading.Event()
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class ProviderEndpoint:
-    """`status` answers every call, except paths under a prefix listed in `status_by_prefix`."""
+    """`status` answers every call, except paths under a prefix listed in `status_by_prefix`.
+    `hold(prefix)` makes the calls under `prefix` wait for the test's `release()` (at most 120 s)."""
 
     def __init__(self, status: int = 201):
         self.status = status
         self.status_by_prefix: dict[str, int] = {}
+        self.holds: dict[str, Hold] = {}
         self.calls: list[ReceivedCall] = []
         endpoint = self
 
@@ -37,6 +50,10 @@ class ProviderEndpoint:
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=json.loads(raw) if raw else None,
                 ))
+                for prefix, hold in list(endpoint.holds.items()):
+                    if parts.path.startswith(prefix):
+                        hold.arrived.set()
+                        hold.released.wait(120)
                 payload = json.dumps({"id": "we_123"}).encode()
                 self.send_response(endpoint.status_for(parts.path))
                 self.send_header("Content-Type", "application/json")
@@ -53,6 +70,10 @@ class ProviderEndpoint:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
+    def hold(self, prefix: str) -> Hold:
+        self.holds[prefix] = Hold()
+        return self.holds[prefix]
+
     def status_for(self, path: str) -> int:
         for prefix, status in self.status_by_prefix.items():
             if path.startswith(prefix):
@@ -67,5 +88,7 @@ class ProviderEndpoint:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for hold in self.holds.values():
+            hold.release()
         self._server.shutdown()
         self._server.server_close()

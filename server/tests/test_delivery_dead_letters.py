@@ -10,7 +10,7 @@ import pytest
 import requests
 from delivery_receiver import Answer, Forwarder, Receiver
 
-from conftest import Api, data_of, error_of
+from conftest import CLOSED_URL, Api, data_of, error_of
 from ductape_local.delivery import HOPS_HEADER, MAX_HOPS
 from ductape_local.testing import LocalServer
 
@@ -119,7 +119,7 @@ def test_a_loop_through_the_relays_own_link_ends_after_a_few_hops(api):
 
 
 def test_an_event_over_the_hop_limit_is_refused_at_the_link(api):
-    registration = data_of(api.generate_link(url="http://127.0.0.1:9/never", env="prd"))
+    registration = data_of(api.generate_link(url=f"{CLOSED_URL}/never", env="prd"))
     refused = requests.post(registration["link"], data=b"x", headers={HOPS_HEADER: str(MAX_HOPS)}, timeout=10)
     assert HOPS_HEADER in error_of(refused, 508)
     for hops in (str(MAX_HOPS - 1), "not a number", ""):

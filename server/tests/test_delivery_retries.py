@@ -9,7 +9,7 @@ import pytest
 import requests
 from delivery_receiver import Answer, Receiver
 
-from conftest import Api, data_of
+from conftest import CLOSED_URL, Api, data_of
 from ductape_local.testing import LocalServer
 
 SCHEDULE = (0.05, 0.05, 0.05)
@@ -69,7 +69,7 @@ def test_a_receiver_failing_every_attempt_leaves_a_failed_delivery(api):
 
 @pytest.mark.parametrize("status", [400, 401, 404, 410, 302])
 def test_other_statuses_fail_at_once(api, status):
-    with Receiver(default=Answer(status, headers={"Location": "http://127.0.0.1:9/elsewhere"})) as receiver:
+    with Receiver(default=Answer(status, headers={"Location": f"{CLOSED_URL}/elsewhere"})) as receiver:
         event_id = send_event(api, receiver)
         record = finished(api, event_id)
         assert len(receiver.requests) == 1

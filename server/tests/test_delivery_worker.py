@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from conftest import CLOSED_URL
 from delivery_receiver import Answer, Receiver
 
 from ductape_local import delivery
@@ -215,9 +216,9 @@ def test_deliveries_left_in_flight_are_sent_after_a_restart(store, running):
 
 
 def test_listing_filters_and_pages_newest_first(store):
-    ids = [store.add_event(target_for("http://127.0.0.1:9/"), event(), now=1000.0 + i) for i in range(5)]
-    other = store.add_event(target_for("http://127.0.0.1:9/", env="stg"), event())
-    foreign = store.add_event(target_for("http://127.0.0.1:9/", product="other"), event())
+    ids = [store.add_event(target_for(f"{CLOSED_URL}/"), event(), now=1000.0 + i) for i in range(5)]
+    other = store.add_event(target_for(f"{CLOSED_URL}/", env="stg"), event())
+    foreign = store.add_event(target_for(f"{CLOSED_URL}/", product="other"), event())
     mine = DeliveryFilter(products=("my-product",), env="prd")
     page, after = store.list(mine, limit=2)
     assert {d["state"] for d in page} == {PENDING}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import PRODUCT, STRIPE, Api, data_of, error_of, shared_seed
+from conftest import CLOSED_URL, PRODUCT, STRIPE, Api, data_of, error_of, shared_seed
 from ductape_local.destinations import check_destination, check_self_loop
 from ductape_local.testing import LocalServer
 
@@ -115,4 +115,4 @@ def test_block_private_destinations_is_enforced_at_registration():
 
 
 def test_loopback_receivers_stay_usable_by_default(api, tag):
-    assert data_of(api.register(webhook_tag=tag, envs=[{"slug": "prd", "url": "http://127.0.0.1:9/h"}]))
+    assert data_of(api.register(webhook_tag=tag, envs=[{"slug": "prd", "url": f"{CLOSED_URL}/h"}]))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import socket
 
-from conftest import Api, data_of
+from conftest import CLOSED_URL, Api, data_of
 from ductape_local.delivery import HOPS_HEADER, MAX_HOPS
 from ductape_local.testing import LocalServer
 
@@ -27,7 +27,7 @@ def answer_of(sock: socket.socket) -> bytes:
 
 def test_a_crash_on_the_event_path_is_one_quiet_line_without_request_values():
     with LocalServer() as server:
-        uuid = data_of(Api(server).generate_link(env="dev", url="http://127.0.0.1:9/in"))["uuid"]
+        uuid = data_of(Api(server).generate_link(env="dev", url=f"{CLOSED_URL}/in"))["uuid"]
         server.fault("POST /webhooks/v1/process/{uuid}", 500, crash=True)
         body = json.dumps({"secret": PLANTED[1]}).encode()
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
@@ -52,7 +52,7 @@ def test_a_crash_on_the_event_path_is_one_quiet_line_without_request_values():
 
 def test_a_looping_event_is_refused_before_its_body_is_read():
     with LocalServer(body_timeout=600, header_timeout=600) as server:
-        uuid = data_of(Api(server).generate_link(env="dev", url="http://127.0.0.1:9/in"))["uuid"]
+        uuid = data_of(Api(server).generate_link(env="dev", url=f"{CLOSED_URL}/in"))["uuid"]
         with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
             # the body is announced and never sent: only an answer given before reading it arrives
             sock.sendall(f"POST {PREFIX}{uuid} HTTP/1.1\r\nHost: x\r\n{HOPS_HEADER}: {MAX_HOPS}\r\n"

@@ -14,7 +14,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import Api, data_of
+from conftest import CLOSED_URL, Api, data_of
 from ductape_local.testing import LocalServer
 
 MAX_BODY = 2048
@@ -32,8 +32,8 @@ def server(request):
 @pytest.fixture(scope="module")
 def links(server):
     api = Api(server)
-    live = data_of(api.generate_link(env="dev", url="http://127.0.0.1:9/in"))
-    gone = data_of(api.generate_link(env="prd", url="http://127.0.0.1:9/gone"))
+    live = data_of(api.generate_link(env="dev", url=f"{CLOSED_URL}/in"))
+    gone = data_of(api.generate_link(env="prd", url=f"{CLOSED_URL}/gone"))
     data_of(api.delete(gone["uuid"]))
     return {"live": live["uuid"], "gone": gone["uuid"]}
 
@@ -185,7 +185,7 @@ def test_the_request_is_stored_as_sent(server, links):
         ["x-latin", "caf\u00e9"], ["stripe-signature", "t=1,v1=abc"],
         ["connection", "keep-alive, X-Hop"], ["x-hop", "x"],
     ]
-    assert (row["target_url"], row["target_method"]) == ("http://127.0.0.1:9/in", "POST")
+    assert (row["target_url"], row["target_method"]) == (f"{CLOSED_URL}/in", "POST")
 
 
 def test_a_link_in_another_spelling_of_its_uuid_is_the_same_link(server, links):

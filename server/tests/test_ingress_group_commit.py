@@ -13,7 +13,7 @@ import pytest
 import requests
 from delivery_receiver import Receiver
 
-from conftest import Api, data_of
+from conftest import CLOSED_URL, Api, data_of
 from ductape_local.events import ROWS_PER_INSERT, DeliveryFilter, EventStore, ReceivedEvent, Target
 from ductape_local.testing import LocalServer
 
@@ -68,7 +68,7 @@ def test_a_changed_registration_is_read_again_by_the_next_event(api):
 
 def test_a_batch_that_fails_commits_none_of_its_events(tmp_path):
     store = EventStore(str(tmp_path / "events.db"))
-    good = Target("11111111-1111-4111-8111-111111111111", "p", "a", "w", "prd", "http://127.0.0.1:9/in", "POST")
+    good = Target("11111111-1111-4111-8111-111111111111", "p", "a", "w", "prd", f"{CLOSED_URL}/in", "POST")
     broken = dataclasses.replace(good, url=None)  # NOT NULL: the INSERT of the second event fails
     received = ReceivedEvent("POST", "/webhooks/v1/process/x", "", [("content-type", "application/json")], b"{}")
     with pytest.raises(sqlite3.IntegrityError):
@@ -81,7 +81,7 @@ def test_a_batch_that_fails_commits_none_of_its_events(tmp_path):
 
 
 def _target_and_event(number: int) -> tuple[Target, ReceivedEvent]:
-    target = Target("11111111-1111-4111-8111-111111111111", "p", "a", "w", "prd", "http://127.0.0.1:9/in", "POST")
+    target = Target("11111111-1111-4111-8111-111111111111", "p", "a", "w", "prd", f"{CLOSED_URL}/in", "POST")
     return target, ReceivedEvent("POST", "/webhooks/v1/process/x", f"n={number}", [("x-n", str(number))],
                                  f"body {number}".encode())
 

@@ -9,6 +9,7 @@ import json
 import re
 
 import pytest
+from conftest import CLOSED_URL
 
 from ductape_local.app import create_app
 from ductape_local.cli import example_seed
@@ -29,9 +30,9 @@ def app(tmp_path):
     store = application.state.store
     live, gone = (outcome.registration for outcome in store.upsert_registrations([
         UpsertRequest(RegistrationKey("my-product", "stripe-payments", "payment_succeeded", "dev"),
-                      "test", "http://127.0.0.1:9/in", "POST", None),
+                      "test", f"{CLOSED_URL}/in", "POST", None),
         UpsertRequest(RegistrationKey("my-product", "stripe-payments", "payment_succeeded", "prd"),
-                      "live", "http://127.0.0.1:9/gone", "POST", None),
+                      "live", f"{CLOSED_URL}/gone", "POST", None),
     ]))
     store.soft_delete(gone.uuid)
     application.state.links = {"live": live.uuid, "gone": gone.uuid}

@@ -9,7 +9,7 @@ import threading
 
 import requests
 
-from conftest import Api, data_of
+from conftest import CLOSED_URL, Api, data_of
 from ductape_local.testing import LocalServer
 
 SENDERS = 16
@@ -20,7 +20,7 @@ BEFORE_KILL = 400
 def test_sigkill_under_load_loses_no_accepted_event():
     with LocalServer(retry_schedule="600") as server:
         api = Api(server)
-        link = data_of(api.generate_link(url="http://127.0.0.1:9/in"))["link"]
+        link = data_of(api.generate_link(url=f"{CLOSED_URL}/in"))["link"]
         accepted: dict[str, bytes] = {}
         lock = threading.Lock()
         enough = threading.Event()

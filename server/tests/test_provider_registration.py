@@ -5,11 +5,9 @@ registration endpoint lives under its own path at the provider (/<webhook tag>/.
 """
 from __future__ import annotations
 
-import socket
-
 import pytest
 
-from conftest import Api, data_of, error_of, example_seed, live_registrations
+from conftest import CLOSED_URL, Api, data_of, error_of, example_seed, live_registrations
 from ductape_local.testing import LocalServer
 from provider_endpoint import ProviderEndpoint
 
@@ -27,7 +25,7 @@ LINK_PLACES = {  # webhook tag -> (link_in, link_key)
 }
 
 
-def seed_with_endpoints(provider_url: str, unreachable: str = "http://127.0.0.1:9") -> dict:
+def seed_with_endpoints(provider_url: str, unreachable: str = CLOSED_URL) -> dict:
     seed = example_seed()
     for tag, (link_in, link_key) in [*LINK_PLACES.items(), ("refund_unreachable", ("body", "url"))]:
         base = unreachable if tag == "refund_unreachable" else provider_url
@@ -44,13 +42,9 @@ def provider():
 
 
 @pytest.fixture(scope="module")
-def api(provider):
-    # A port that is bound but not listening refuses connections for as long as this socket lives.
-    with socket.socket() as closed_port:
-        closed_port.bind(("127.0.0.1", 0))
-        unreachable = f"http://127.0.0.1:{closed_port.getsockname()[1]}"
-        with LocalServer(seed_with_endpoints(provider.url, unreachable)) as server:
-            yield Api(server)
+def api(provider, closed_url):
+    with LocalServer(seed_with_endpoints(provider.url, closed_url)) as server:
+        yield Api(server)
 
 
 def register(api: Api, tag: str, envs=None):
@@ -133,31 +127,33 @@ def test_unreachable_provider_is_a_502_without_the_url_or_secrets(api):
     assert prd["provider_registration"]["http_status"] is None
 
 
-def test_a_provider_call_under_way_reads_pending_and_its_failure_failed():
+def test_a_provider_call_under_way_reads_pending_and_its_failure_failed(closed_url):
     """The status is committed as pending before the provider is called, so a server that dies during
     the call leaves a status that says the provider's answer is missing (null would say: no endpoint)."""
     import threading
 
-    # A listening socket that never accepts: the provider call connects and then waits for an answer.
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(8)
-        seed = seed_with_endpoints(f"http://127.0.0.1:{silent.getsockname()[1]}")
-        with LocalServer(seed, provider_timeout=3) as server:
+    # The provider holds the call until the test has read the status, then refuses it.
+    with ProviderEndpoint(status=500) as provider:
+        held = provider.hold("/refund_body/")
+        with LocalServer(seed_with_endpoints(provider.url, closed_url)) as server:
             api = Api(server)
             answers = []
             call = threading.Thread(target=lambda: answers.append(register(api, "refund_body", envs=[
                 {"slug": "prd", "url": "https://api.example.com/refunds", "auth": AUTH}])))
             call.start()
-            seen = set()
-            while call.is_alive():
-                for registration in live_registrations(api, webhook_tag="refund_body"):
-                    seen.add((registration["provider_registration"] or {}).get("status"))
-            call.join()
-            assert "pending" in seen, seen
+            try:
+                assert held.arrived.wait(60), "the server never called the provider"
+                [during] = live_registrations(api, webhook_tag="refund_body")
+            finally:
+                held.release()
+                call.join(120)
+            assert during["provider_registration"]["status"] == "pending", during
+            assert during["provider_registration"]["http_status"] is None, during
             assert answers[0].status_code == 502, answers[0].text
+            assert error_of(answers[0], 502) == "provider registration failed for env prd: provider answered HTTP 500"
             [stored] = live_registrations(api, webhook_tag="refund_body")
             assert stored["provider_registration"]["status"] == "failed", stored
+            assert stored["provider_registration"]["http_status"] == 500, stored
 
 
 def test_an_endpoint_added_to_the_seed_later_shows_the_registration_as_not_sent(provider, tmp_path):

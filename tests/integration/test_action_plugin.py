@@ -13,7 +13,7 @@ the task's ``environment``, and with it a key passed that way.
 What this proves about "another host": the module path itself works (AnsiballZ, argument handling,
 results), chosen here through ``ductape_run_on_controller: false`` because no SSH host is available.
 That a non-local connection (ssh, for example) selects the module path is proved at unit level
-(tests/unit/test_controller_module.py, ``_why_not_on_controller`` with transport ssh), not over SSH.
+(tests/unit/plugins/plugin_utils/test_controller_module.py, ``_why_not_on_controller`` with transport ssh), not over SSH.
 """
 from __future__ import annotations
 
@@ -169,7 +169,7 @@ def test_the_steps_did_what_each_feature_promises(runs):
     assert [hook["tag"] for hook in run.result("info")["webhooks"]] == ["charge_refunded", "payment_succeeded"]
     assert run.result("deliveries")["deliveries"] == []
     assert "colour" in run.result("bad_option")["msg"] and run.delta("bad_option")["requests"] == {}
-    assert "401" in run.result("wrong_key")["msg"] or "access key" in run.result("wrong_key")["msg"]
+    assert run.result("wrong_key")["msg"] == f"list the webhooks of {ACCESS_TAG} in product {PRODUCT}: HTTP 401: unknown access key"
     assert run.result("absent")["changed"]
     assert envs_of(run.state("absent")) == {"prd", "dev"}
 

@@ -158,7 +158,7 @@ def test_a_wrong_injected_key_is_refused_and_not_printed(server, tmp_path):
     result = run_playbook(tmp_path, job_env)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
-    assert "401" in output or "access key" in output.lower(), output
+    assert f'"msg": "list the webhooks of {ACCESS_TAG} in product {PRODUCT}: HTTP 401: unknown access key"' in output, output
     # The request reached this server, so the URL came from the environment too.
     # The module reads the registrations first, and that read is what the key was refused on.
     assert server.stats()["requests"].get("GET /webhooks/v1/webhooks", 0) >= 1

@@ -40,6 +40,26 @@ def figure(name: str, amount: int = 1, detail: str | None = None) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# docs/reliability.md: the blocks the suite writes (the figures, the bad-inputs table).
+
+DOC = REPO / "docs" / "reliability.md"
+UPDATE_DOCS = "RELIABILITY_UPDATE_DOCS"
+
+
+def documented_block(begin: str, end: str, content: str) -> str | None:
+    """What DOC holds between the markers `begin` and `end` (stripped), or None without them. With
+    RELIABILITY_UPDATE_DOCS=1 the block is first rewritten to `content`."""
+    text = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
+    if begin not in text or end not in text:
+        return None
+    if os.environ.get(UPDATE_DOCS) == "1":
+        head, rest = text.split(begin, 1)
+        text = head + begin + "\n" + content + "\n" + end + rest.split(end, 1)[1]
+        DOC.write_text(text, encoding="utf-8")
+    return text.split(begin, 1)[1].split(end, 1)[0].strip()
+
+
+# ---------------------------------------------------------------------------------------------
 # Secrets: every planted value, and every text that must not hold one.
 
 PLANTED: dict[str, str] = {}  # secret value -> where it was planted

@@ -1,14 +1,23 @@
 """schemathesis hooks for fuzzing ductape-local (SCHEMATHESIS_HOOKS=schemathesis_hooks).
 
-Random tags only ever reach the 404 of an unknown product. Half of the generated register,
-generate-link and listing requests get the seed's real product, access tag, webhook tag and env
-slugs instead, so that the fuzzer reaches the code that validates, stores and lists registrations.
+Random tags, uuids and event ids only ever reach a 404. Half of the generated requests get real
+values instead, so that the fuzzer reaches the code behind the 404:
+- register, generate-link, the webhooks listing and the deliveries listing: the seed's product,
+  access tag, webhook tag and env slugs;
+- the ingress routes (/webhooks/v1/process/{uuid}): the uuid of a registered link (FUZZ_LINK_UUIDS);
+- deleting a registration: the uuid of one registered for the fuzzer to delete (FUZZ_DELETE_UUIDS),
+  so that the links above keep working;
+- one delivery and its replay: the id of an event the server accepted (FUZZ_EVENT_IDS).
+test_fuzz_server.py registers those links and sends those events before the fuzzer starts, and passes
+them in these variables (comma-separated).
 
-Receiver URLs of those requests are moved to a closed loopback port: registrations that the fuzzer
-stores must never make the server send anything to a host outside this machine.
+Receiver URLs of those requests are moved to FUZZ_RECEIVER (host:port), a loopback port held bound
+and never listening by the test: registrations that the fuzzer stores must never make the server send
+anything to a host outside this machine, nor to a program that happens to listen on a fixed port.
 """
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit, urlunsplit
 
 import schemathesis
@@ -19,7 +28,16 @@ ACCESS_TAGS = ["stripe-payments", "paystack-payments"]
 WEBHOOK_TAGS = {"stripe-payments": ["payment_succeeded", "charge_refunded"],
                 "paystack-payments": ["charge_success", "transfer_success"]}
 ENVS = ["prd", "stg", "dev"]
-LOOPBACK = "127.0.0.1:9"
+LOOPBACK = os.environ.get("FUZZ_RECEIVER", "")
+
+
+def _listed(name):
+    return [value for value in os.environ.get(name, "").split(",") if value]
+
+
+LINK_UUIDS = _listed("FUZZ_LINK_UUIDS")
+DELETE_UUIDS = _listed("FUZZ_DELETE_UUIDS")
+EVENT_IDS = _listed("FUZZ_EVENT_IDS")
 
 
 def _loopback(url):
@@ -30,7 +48,7 @@ def _loopback(url):
         parts = urlsplit(url)
     except ValueError:
         return url
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.netloc or not LOOPBACK:
         return url
     return urlunsplit((parts.scheme, LOOPBACK, parts.path, parts.query, parts.fragment))
 
@@ -76,8 +94,29 @@ def flatmap_body(ctx, body):
 
 @schemathesis.hook
 def flatmap_query(ctx, query):
-    """Half the time, a listing of a real product and access tag."""
-    if not isinstance(query, dict) or "product" not in query or not _path(ctx).endswith("/webhooks"):
+    """Half the time, a listing (of webhooks or of deliveries) of a real product and access tag."""
+    if not isinstance(query, dict) or "product" not in query or not _path(ctx).endswith(("/webhooks", "/deliveries")):
         return st.just(query)
     return st.one_of(st.just(query), st.sampled_from(ACCESS_TAGS).map(
         lambda tag: {**query, "product": PRODUCT, "access_tag": tag}))
+
+
+def _real_path_values(ctx):
+    """(path parameter, real values) for the operation, or None."""
+    path = _path(ctx)
+    if "{uuid}" in path:
+        return "uuid", DELETE_UUIDS if path.startswith("/webhooks/v1/registrations/") else LINK_UUIDS
+    if "{event_id}" in path:
+        return "event_id", EVENT_IDS
+    return None
+
+
+@schemathesis.hook
+def flatmap_path_parameters(ctx, path_parameters):
+    """Half the time, a real registration uuid or event id."""
+    real = _real_path_values(ctx)
+    if not isinstance(path_parameters, dict) or real is None or not real[1] or real[0] not in path_parameters:
+        return st.just(path_parameters)
+    name, values = real
+    return st.one_of(st.just(path_parameters), st.sampled_from(values).map(
+        lambda value: {**path_parameters, name: value}))

@@ -4,17 +4,21 @@
 - `StubApi(hang=True)`: reads the request and never answers, until the server stops.
 - `StubApi(..., tls=True)`: the same over HTTPS with a self-signed certificate for 127.0.0.1.
 - `BlockingProvider`: a provider registration endpoint whose first call blocks until released.
-- `closed_port()`: a port that refuses connections, held bound so that nobody else takes it.
+- `ClosedPort`: a port that refuses connections, held bound so that nobody else takes it.
+- `MeetingProxy`: an HTTP proxy that makes chosen requests meet at the server, and records when each
+  request was there (`overlapping`, `most_at_once` count what overlapped).
 """
 from __future__ import annotations
 
 import datetime
+import http.client
 import ipaddress
 import json
 import socket
 import ssl
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -260,3 +264,131 @@ class DroppingProxy:
         self._stop.set()
         self._thread.join(5)
         self._listener.close()
+
+
+class MeetingProxy:
+    """An HTTP proxy in front of ductape-local that makes chosen requests meet, and records when each
+    request was at the server.
+
+    `meeting(method, path, body)` names the meeting a request joins, as (key, parties, inside), or
+    None. The first `parties` requests of a key wait for each other (at most `timeout` seconds), then
+    go on together: with inside=False before anything is sent to the server; with inside=True after
+    everything but the request's last byte is sent, so that the server holds every one of them, unable
+    to answer any, until all have arrived. Later requests of a key go straight through.
+
+    `records`: one dict per request: method, path, body (parsed JSON or None), key, joined (whether it
+    was one of its key's first `parties`), met (whether its meeting was complete), sent and answered (time.monotonic() of its first byte to the server and of
+    its answer read back). Every request goes to the server on a connection of its own.
+    """
+
+    def __init__(self, target_port: int, meeting, timeout: float = 120) -> None:
+        self.records: list[dict[str, Any]] = []
+        self._target_port = target_port
+        self._meeting = meeting
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._barriers: dict[Any, tuple[threading.Barrier, list[int]]] = {}
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status, reason, headers, payload = proxy._exchange(self.command, self.path, self.headers, body)
+                self.send_response(status, reason)
+                for name, value in headers:
+                    if name.lower() not in ("connection", "keep-alive", "transfer-encoding", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def _join(self, key: Any, parties: int) -> threading.Barrier | None:
+        with self._lock:
+            barrier, arrived = self._barriers.setdefault(key, (threading.Barrier(parties), [0]))
+            arrived[0] += 1
+            return barrier if arrived[0] <= parties else None
+
+    def _meet(self, barrier: threading.Barrier | None) -> bool:
+        if barrier is None:
+            return False
+        try:
+            barrier.wait(self._timeout)
+            return True
+        except threading.BrokenBarrierError:
+            return False
+
+    def _exchange(self, method: str, path: str, headers, body: bytes):
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = None
+        chosen = self._meeting(method, path.split("?", 1)[0], parsed)
+        key, parties, inside = chosen if chosen else (None, 0, False)
+        barrier = self._join(key, parties) if chosen else None
+        met = False
+        if barrier is not None and not inside:
+            met = self._meet(barrier)
+        head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{self._target_port}", "Connection: close"]
+        head += [f"{name}: {value}" for name, value in headers.items()
+                 if name.lower() not in ("host", "connection", "keep-alive", "content-length", "proxy-connection")]
+        if body or method in ("POST", "PUT", "PATCH"):
+            head.append(f"Content-Length: {len(body)}")
+        raw = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        with socket.create_connection(("127.0.0.1", self._target_port), timeout=self._timeout + 60) as upstream:
+            sent = time.monotonic()
+            if barrier is not None and inside:
+                upstream.sendall(raw[:-1])
+                met = self._meet(barrier)
+                upstream.sendall(raw[-1:])
+            else:
+                upstream.sendall(raw)
+            response = http.client.HTTPResponse(upstream, method=method)
+            response.begin()
+            payload = response.read()
+            answered = time.monotonic()
+        with self._lock:
+            self.records.append({"method": method, "path": path.split("?", 1)[0], "body": parsed, "key": key,
+                                 "joined": barrier is not None, "met": met, "sent": sent, "answered": answered})
+        return response.status, response.reason, response.getheaders(), payload
+
+    def __enter__(self) -> "MeetingProxy":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            for barrier, _arrived in self._barriers.values():
+                barrier.abort()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def overlapping(intervals: list[tuple[float, float]]) -> int:
+    """How many of the (start, end) intervals overlap at least one other."""
+    return sum(1 for index, (start, end) in enumerate(intervals)
+               if any(other_start < end and start < other_end
+                      for other, (other_start, other_end) in enumerate(intervals) if other != index))
+
+
+def most_at_once(intervals: list[tuple[float, float]]) -> int:
+    """The largest number of the (start, end) intervals that were open at one instant."""
+    events = sorted([(start, 1) for start, _end in intervals] + [(end, -1) for _start, end in intervals],
+                    key=lambda event: (event[0], event[1]))
+    most = current = 0
+    for _at, step in events:
+        current += step
+        most = max(most, current)
+    return most

@@ -1,7 +1,11 @@
 """Make the collection importable as ansible_collections.ductape.webhooks for the unit tests.
 
-`make test-unit` exports ANSIBLE_COLLECTIONS_PATH (.build/collections, where a link named
-ansible_collections/ductape/webhooks points at the checkout); its first entry goes on sys.path.
+Under `ansible-test units` (scripts/test-units.sh) the collection loader already provides it: the
+checkout is copied to a path ending in ansible_collections/ductape/webhooks. Under plain pytest
+(`make test-unit`), ANSIBLE_COLLECTIONS_PATH names .build/collections, where a link named
+ansible_collections/ductape/webhooks points at the checkout; that entry goes on sys.path.
+Helpers shared by the tests are imported the same way in both:
+`from ansible_collections.ductape.webhooks.tests.unit.scripted_http import ...`.
 """
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _collections_root() -> Path:
+    if REPO.parent.name == "ductape" and REPO.parent.parent.name == "ansible_collections":
+        return REPO.parents[2]
     configured = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "")
     for entry in configured.split(os.pathsep):
         if entry and (Path(entry) / "ansible_collections" / "ductape" / "webhooks").exists():

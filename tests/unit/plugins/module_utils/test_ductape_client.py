@@ -1,13 +1,17 @@
 """DuctapeClient over scripted HTTP exchanges: routes, retries, backoff, pagination, errors, secrecy."""
 from __future__ import annotations
 
+import calendar
 import random
+import time
+from types import SimpleNamespace
 
 import pytest
 import requests
 
+from ansible_collections.ductape.webhooks.plugins.module_utils import ductape_api
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import DuctapeApiError, DuctapeClient
-from scripted_http import ScriptedHTTP, answer
+from ansible_collections.ductape.webhooks.tests.unit.scripted_http import ScriptedHTTP, answer
 
 API_URL = "http://ductape.test:4311"
 ACCESS_KEY = "dtl_unit_secret_key_9f3a7c"
@@ -171,9 +175,39 @@ def test_429_waits_as_long_as_retry_after_says():
                          answer(200, [], meta={"next_cursor": None})])
     list_webhooks(client_for(http))
     assert len(http.sent) == 2
-    [slept] = http.sleeps
-    assert 7 <= slept <= RETRY_AFTER_CAP
-    assert len(http.warnings) == 1 and "429" in http.warnings[0]
+    assert http.sleeps == [7.0]
+    assert http.warnings == ["list the webhooks of stripe-payments in product my-product: the Ductape API answered "
+                             "HTTP 429 (slow down); retry 1 of 3 in 7.0 s"]
+
+
+# The moment the tests below take as now, and an HTTP date 45 s after it.
+NOW = calendar.timegm((2026, 12, 2, 0, 0, 0))
+IN_45_SECONDS = "Wed, 02 Dec 2026 00:00:45 GMT"
+
+
+@pytest.fixture
+def frozen_now(monkeypatch):
+    """ductape_api's wall clock stopped at NOW (its sleeps and its monotonic clock are the tests' own)."""
+    monkeypatch.setattr(ductape_api, "time", SimpleNamespace(time=lambda: NOW, sleep=time.sleep, monotonic=time.monotonic))
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_retry_after_http_date_waits_until_that_date(frozen_now, status):
+    http = ScriptedHTTP([answer(status, errors="slow down", headers={"Retry-After": IN_45_SECONDS}),
+                         answer(200, [], meta={"next_cursor": None})])
+    list_webhooks(client_for(http))
+    assert len(http.sent) == 2
+    assert http.sleeps == [45.0]
+    assert http.warnings == [f"list the webhooks of stripe-payments in product my-product: the Ductape API answered "
+                             f"HTTP {status} (slow down); retry 1 of 3 in 45.0 s"]
+
+
+def test_a_retry_after_http_date_in_the_past_retries_at_once(frozen_now):
+    http = ScriptedHTTP([answer(429, errors="slow down", headers={"Retry-After": "Tue, 01 Dec 2026 23:59:00 GMT"}),
+                         answer(200, [], meta={"next_cursor": None})])
+    list_webhooks(client_for(http))
+    assert len(http.sent) == 2 and http.sleeps == []
+    assert http.warnings[0].endswith("retry 1 of 3 in 0.0 s"), http.warnings
 
 
 def test_a_huge_retry_after_is_capped():
@@ -240,8 +274,9 @@ def test_an_unreachable_api_fails_naming_the_url():
     with pytest.raises(DuctapeApiError) as raised:
         list_webhooks(client_for(http, retries=2))
     assert raised.value.status is None
-    assert API_URL in str(raised.value) or "ductape.test" in str(raised.value)
-    assert "check the api_url option" in str(raised.value)
+    assert str(raised.value) == (f"list the webhooks of stripe-payments in product my-product: could not reach the "
+                                 f"Ductape API at {API_URL} (connection refused); check the api_url option; "
+                                 "gave up after 2 attempts")
     assert_no_secret(http, str(raised.value))
 
 
@@ -293,8 +328,9 @@ def test_the_env_is_named_when_one_applies():
     http = ScriptedHTTP([answer(422, errors="url: must be an absolute http or https URL")])
     with pytest.raises(DuctapeApiError) as raised:
         client_for(http).generate_link("my-product", "stripe-payments", "order_created", "stg", "ftp://x", "POST")
-    assert "stg" in str(raised.value)
-    assert "must be an absolute http or https URL" in str(raised.value)
+    # The operation names the one env the request was about; the server's message is kept as it is.
+    assert str(raised.value) == ("generate the link of stripe-payments/order_created in stg: HTTP 422: "
+                                 "url: must be an absolute http or https URL")
 
 
 def test_a_non_json_answer_is_a_clear_error():
@@ -303,8 +339,9 @@ def test_a_non_json_answer_is_a_clear_error():
         list_webhooks(client_for(http))
     message = str(raised.value)
     # It says what came back instead of JSON, and from where.
-    assert "200" in message and API_URL in message, message
-    assert "text/html" in message or "nginx" in message, message
+    assert message == (f"list the webhooks of stripe-payments in product my-product: the API at {API_URL} answered "
+                       'HTTP 200 with text/html; charset=utf-8 "<html><body>Welcome to nginx!</body></html>", '
+                       "not a Ductape answer (is api_url the Ductape API?)")
     assert http.sleeps == []
     assert_no_secret(http, message)
 
@@ -321,7 +358,8 @@ def test_the_access_key_is_scrubbed_even_when_the_server_echoes_it():
     http = ScriptedHTTP([answer(401, errors=f"unknown access key {ACCESS_KEY}")])
     with pytest.raises(DuctapeApiError) as raised:
         list_webhooks(client_for(http))
-    assert "401" in str(raised.value)
+    assert raised.value.status == 401
+    assert str(raised.value) == "list the webhooks of stripe-payments in product my-product: HTTP 401: unknown access key ********"
     assert_no_secret(http, str(raised.value), repr(raised.value), *map(str, raised.value.args))
 
 
@@ -393,7 +431,8 @@ def test_the_apis_own_502_a_refused_provider_registration_is_not_retried():
                                              [{"slug": "stg", "url": "https://stg.example.com/hook"}])
     assert len(http.sent) == 1 and http.sleeps == [] and http.warnings == []
     assert raised.value.status == 502
-    assert "stg" in str(raised.value) and "provider answered HTTP 400" in str(raised.value)
+    assert str(raised.value) == ("register stripe-payments/payment_succeeded in stg: HTTP 502: "
+                                 "provider registration failed for env stg: provider answered HTTP 400")
 
 
 @pytest.mark.parametrize("status", [503, 504])
@@ -401,3 +440,51 @@ def test_the_apis_own_503_and_504_are_still_retried(status):
     http = ScriptedHTTP([answer(status, errors="busy"), answer(200, [], meta={"next_cursor": None})])
     assert list_webhooks(client_for(http, retries=3)) == []
     assert len(http.sent) == 2 and len(http.warnings) == 1
+
+
+# Deliveries.
+
+def delivery(event_id: str) -> dict:
+    return {"event_id": event_id, "status": "delivered"}
+
+
+def test_deliveries_follow_next_cursor_until_the_limit():
+    http = ScriptedHTTP([answer(200, [delivery("e1"), delivery("e2")], meta={"next_cursor": "page-2"}),
+                         answer(200, [delivery("e3")], meta={"next_cursor": "page-3"}),
+                         answer(200, [delivery("e4"), delivery("e5")], meta={"next_cursor": "page-4"})])
+    found = client_for(http).deliveries(4, product="my-product", access_tag="stripe-payments")
+    assert [d["event_id"] for d in found] == ["e1", "e2", "e3", "e4"]
+    assert [sent.query.get("cursor") for sent in http.sent] == [None, "page-2", "page-3"]
+    assert [sent.query["limit"] for sent in http.sent] == ["4", "2", "1"]
+    assert all(sent.query["product"] == "my-product" and sent.query["access_tag"] == "stripe-payments"
+               for sent in http.sent)
+
+
+def test_deliveries_stop_at_the_last_page():
+    http = ScriptedHTTP([answer(200, [delivery("e1")], meta={"next_cursor": "page-2"}),
+                         answer(200, [delivery("e2")], meta={"next_cursor": None})])
+    found = client_for(http).deliveries(100, product="my-product")
+    assert [d["event_id"] for d in found] == ["e1", "e2"]
+    assert len(http.sent) == 2
+
+
+# The env behind an envs[N] in the server's message.
+
+def test_an_error_about_envs_n_names_the_env_of_that_position():
+    http = ScriptedHTTP([answer(422, errors="envs[1].url: must be an absolute http or https URL")])
+    with pytest.raises(DuctapeApiError) as raised:
+        client_for(http, retries=0).register("my-product", "stripe-payments", "order_created",
+                                             [{"slug": "dev", "url": "https://dev.example.com/h"},
+                                              {"slug": "stg", "url": "ftp://stg.example.com/h"}])
+    assert str(raised.value) == ("register stripe-payments/order_created in dev, stg: HTTP 422: "
+                                 "envs[1].url: must be an absolute http or https URL (envs[1] is env stg)")
+
+
+def test_an_error_that_already_names_the_env_gets_no_hint():
+    http = ScriptedHTTP([answer(422, errors='envs[0].slug: env "dev" is not mapped')])
+    with pytest.raises(DuctapeApiError) as raised:
+        client_for(http, retries=0).register("my-product", "stripe-payments", "order_created",
+                                             [{"slug": "dev", "url": "https://dev.example.com/h"},
+                                              {"slug": "stg", "url": "https://stg.example.com/h"}])
+    assert str(raised.value) == ('register stripe-payments/order_created in dev, stg: HTTP 422: '
+                                 'envs[0].slug: env "dev" is not mapped')

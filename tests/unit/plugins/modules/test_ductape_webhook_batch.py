@@ -15,7 +15,7 @@ from ansible_collections.ductape.webhooks.plugins.module_utils import ductape_ap
 from ansible_collections.ductape.webhooks.plugins.modules import ductape_webhook as module
 from ductape_local.auth_digest import auth_digest as server_auth_digest
 from ductape_local.auth_digest import mask_auth as server_mask_auth
-from scripted_http import ScriptedHTTP, answer
+from ansible_collections.ductape.webhooks.tests.unit.scripted_http import ScriptedHTTP, answer
 
 API_URL = "http://ductape.test:4311"
 ACCESS_KEY = "dtl_unit_batch_key_51c0aa"

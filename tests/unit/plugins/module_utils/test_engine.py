@@ -21,7 +21,7 @@ from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api impor
     canonical_auth,
     url_matches,
 )
-from scripted_http import RoutedHTTP, answer
+from ansible_collections.ductape.webhooks.tests.unit.scripted_http import RoutedHTTP, answer
 
 API_URL = "http://ductape.test:4311"
 KEY = "dtl_engine_unit_key_2b7c"

@@ -27,7 +27,6 @@ import functools
 import importlib
 import json
 import os
-import re
 import typing as t
 
 from ansible import constants as C
@@ -121,6 +120,8 @@ class ControllerModule:
         self._diff = diff
         self.no_log_values: set[str] = set()
         self.validation_result = validator.validate(args)
+        # Read here, where the task's environment is in place, as the validator's env_fallback read it.
+        self.option_sources = _module_host.environment_sources(argument_spec, frozenset(args))
         self.params = copy.deepcopy(self.validation_result.validated_parameters)
         self._inject_invocation = inject_invocation
         self._warnings: list[str] = []
@@ -150,27 +151,8 @@ class ControllerModule:
 def _name_the_variables(result: dict, from_variables: dict[str, str]) -> dict:
     """The result with its messages naming ``ductape_api_url`` where they say ``api_url`` option, for the
     options that came from a variable: the name the user set is the one to check."""
-    if not from_variables:
-        return result
-
-    def renamed(text: t.Any) -> t.Any:
-        if not isinstance(text, str):
-            return text
-        for option, variable in from_variables.items():
-            text = re.sub(rf"\bthe {option} option\b", f"the variable {variable}", text)
-            text = re.sub(rf"(^|: |; |\(){option}: ", rf"\g<1>{variable}: ", text)
-        return text
-
-    result = dict(result)
-    for key in ("msg", "warnings"):
-        if isinstance(result.get(key), list):
-            result[key] = [renamed(item) for item in result[key]]
-        elif key in result:
-            result[key] = renamed(result[key])
-    if isinstance(result.get("webhooks"), list):
-        result["webhooks"] = [dict(item, msg=renamed(item["msg"])) if isinstance(item, dict) and "msg" in item
-                              else item for item in result["webhooks"]]
-    return result
+    return _module_host.name_the_sources(
+        result, {option: (variable, f"the variable {variable}") for option, variable in from_variables.items()})
 
 
 @contextlib.contextmanager

@@ -22,11 +22,11 @@ AnsibleModule asks the core that ships it.
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import importlib
 import json
 import os
+import re
 import typing as t
 
 from ansible import constants as C
@@ -109,6 +109,29 @@ def _plain(data: t.Any) -> t.Any:
     return json.loads(json.dumps(data, default=str))
 
 
+# Text in which remove_values may find a value that the JSON text of the data does not show as such:
+# the words it makes of booleans and special floats.
+_WORDS_OF_SCALARS = "True False inf -inf nan Infinity NaN"
+# Characters that JSON escapes: a value holding one is not written verbatim in the JSON text.
+_JSON_ESCAPED = re.compile(r'["\\\x00-\x1f]')
+
+
+def _plain_without(data: t.Any, no_log_values: t.Collection[str]) -> t.Any:
+    """``remove_values(_plain(data), no_log_values)``, without walking the data when nothing is to remove.
+
+    The JSON text of the plain data holds every string and number of it verbatim. When no value to
+    remove can be written differently there, and none occurs in that text, remove_values would return
+    the data unchanged; otherwise it runs as it always does.
+    """
+    text = json.dumps(data, default=str, ensure_ascii=False)
+    plain = json.loads(text)
+    values = [str(value) for value in no_log_values]
+    if any(not value or _JSON_ESCAPED.search(value) or value in _WORDS_OF_SCALARS or value in text
+           for value in values):
+        return remove_values(plain, no_log_values)
+    return plain
+
+
 class ControllerModule:
     """AnsibleModule's interface, hosted by an action plugin, for a module's logic run in the controller."""
 
@@ -122,7 +145,8 @@ class ControllerModule:
         self.validation_result = validator.validate(args)
         # Read here, where the task's environment is in place, as the validator's env_fallback read it.
         self.option_sources = _module_host.environment_sources(argument_spec, frozenset(args))
-        self.params = copy.deepcopy(self.validation_result.validated_parameters)
+        # As AnsibleModule: the validated parameters themselves (the validator already copied its input).
+        self.params = self.validation_result.validated_parameters
         self._inject_invocation = inject_invocation
         self._warnings: list[str] = []
 
@@ -145,7 +169,7 @@ class ControllerModule:
             result["invocation"] = {"module_args": self.params}
         if self._warnings:
             result["warnings"] = list(self._warnings)
-        raise ModuleExit(remove_values(_plain(result), self.no_log_values))
+        raise ModuleExit(_plain_without(result, self.no_log_values))
 
 
 def _name_the_variables(result: dict, from_variables: dict[str, str]) -> dict:

@@ -133,7 +133,18 @@ def _override_problems(overrides, field, group, known_envs, problems):
             problems.extend(auth_problems(f"{where}.auth", override["auth"]))
 
 
-def _receiver(webhook, override, host, variables, env, field, problems):
+class _EnvSettings:
+    """The variables of one environment's host that the plan reads for every webhook, read once."""
+
+    __slots__ = ("mode", "receiver_base_url", "webhook_auth")
+
+    def __init__(self, variables):
+        self.mode = _get(variables, "ductape_registration_mode", "full")
+        self.receiver_base_url = _get(variables, "ductape_receiver_base_url", "")
+        self.webhook_auth = _get(variables, HOST_AUTH, None)
+
+
+def _receiver(webhook, override, host, base, env, field, problems):
     """The receiver URL of one webhook in one environment ('' when it has none, with a problem)."""
     url = path = None
     where = field
@@ -150,7 +161,6 @@ def _receiver(webhook, override, host, variables, env, field, problems):
                         f"set its path or url, or overrides.{env}.url")
         return ""
     if path is not None:
-        base = _get(variables, "ductape_receiver_base_url", "")
         if not base:
             problems.append(f"host '{host}': ductape_receiver_base_url is not set, and {field} "
                             f"needs it for its path {quoted(path)} in environment '{env}'")
@@ -221,28 +231,33 @@ def register_plan(webhooks, group_hosts, hostvars, group="ductape_environments")
 
     full_calls: list = []
     link_calls: list = []
+    # Each host's variables are read once, not once per webhook: a host variable is templated on every read.
+    env_settings = {env: _EnvSettings(variables) for env, (_host, variables) in envs.items()}
     for index, webhook in entries:
         field = f"{WEBHOOKS}[{index}]"
         access_tag, webhook_tag = webhook.get("access_tag"), webhook.get("webhook_tag")
         only_envs, overrides = _webhook_problems(webhook, field, group, known_envs, problems)
+        webhook_method = _get(webhook, "method", None) or "POST"
+        webhook_auth = _get(webhook, "auth", None)
+        webhook_auth = webhook_auth if isinstance(webhook_auth, Mapping) else {}
         full_envs: list = []
         link_envs: list = []
-        for env, (host, variables) in envs.items():
+        for env, (host, _variables) in envs.items():
             if only_envs is not None and env not in only_envs:
                 continue
+            settings = env_settings[env]
             override = overrides.get(env)
             if not isinstance(override, Mapping):
                 override = {}
-            mode = override.get("mode", _get(variables, "ductape_registration_mode", "full"))
-            method = override.get("method", _get(webhook, "method", None) or "POST")
-            url = _receiver(webhook, override, host, variables, env, field, problems)
+            mode = override.get("mode", settings.mode)
+            method = override.get("method", webhook_method)
+            url = _receiver(webhook, override, host, settings.receiver_base_url, env, field, problems)
             if mode == "link":
                 link_envs.append({"slug": env, "url": url, "method": method})
                 continue
             # The host's auth of this webhook's app only, under the webhook's, under the override's.
-            host_auth = _get(_get(variables, HOST_AUTH, None), access_tag, None)
-            auth = merge_hash(host_auth if isinstance(host_auth, Mapping) else {},
-                              _get(webhook, "auth", None) if isinstance(_get(webhook, "auth", None), Mapping) else {})
+            host_auth = _get(settings.webhook_auth, access_tag, None)
+            auth = merge_hash(host_auth if isinstance(host_auth, Mapping) else {}, webhook_auth)
             override_auth = override.get("auth")
             auth = merge_hash(auth, override_auth if isinstance(override_auth, Mapping) else {})
             full_envs.append({"slug": env, "url": url, "method": method, "auth": auth})
@@ -287,9 +302,11 @@ def register_registrations(full_result, link_results, group_hosts, env_hosts) ->
     environment without a registration endpoint, or a provider registration that failed.
     """
     hosts = env_hosts if isinstance(env_hosts, Mapping) else {}
-    rows = [_registration_row(outcome, env, hosts, mode)
+    rows = [_registration_row(webhook, env, hosts, mode)
             for mode, results in (("full", _webhooks(full_result)), ("link", _webhooks(link_results)))
             for outcome in results if not outcome.get("failed")
+            # the outcome's own keys read once for all of its envs (each read of a variable is templated)
+            for webhook in (_OutcomeKeys(outcome),)
             for env in outcome.get("envs") or []]
     by_host: dict = {}
     for row in rows:
@@ -297,17 +314,28 @@ def register_registrations(full_result, link_results, group_hosts, env_hosts) ->
     return [row for host in dict.fromkeys(group_hosts or []) for row in by_host.get(host, [])]
 
 
+class _OutcomeKeys:
+    """What every row of one webhook's outcome repeats."""
+
+    __slots__ = ("access_tag", "webhook_tag", "changed")
+
+    def __init__(self, outcome):
+        self.access_tag = outcome.get("access_tag")
+        self.webhook_tag = outcome.get("webhook_tag")
+        self.changed = outcome.get("changed")
+
+
 def _registration_row(outcome, env, hosts, mode) -> dict:
     """One row of register_registrations: one env of one webhook's outcome in full or link mode."""
     # a link-mode env never reaches the provider: its link is always for a person to paste
     provider = env.get("provider_registration") if mode == "full" else None
     return {
-        "access_tag": outcome.get("access_tag"),
-        "webhook_tag": outcome.get("webhook_tag"),
+        "access_tag": outcome.access_tag,
+        "webhook_tag": outcome.webhook_tag,
         "env": env.get("slug"),
         "host": hosts.get(env.get("slug")),
         "mode": mode,
-        "action": env.get("action", "changed" if outcome.get("changed") else "unchanged"),
+        "action": env.get("action", "changed" if outcome.changed else "unchanged"),
         "uuid": env.get("uuid"),
         "link": env.get("link"),
         "url": env.get("url"),

@@ -30,9 +30,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
+import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.parameters import env_fallback
 from ansible.module_utils.common.text.converters import to_native
 from ansible.module_utils.errors import NoLogError, UnsupportedError
 from ansible.module_utils.six import binary_type, integer_types, string_types, text_type
@@ -127,6 +129,58 @@ def _leaves(value):
     return [to_native(value, nonstring="simplerepr")]
 
 
+def environment_sources(argument_spec, given):
+    """Where the options that the task did not give took their value from the environment:
+    ``{option: (DUCTAPE_API_URL, "the environment variable DUCTAPE_API_URL")}``.
+
+    Read while the module's environment is in place (``env_fallback`` reads it when the arguments are
+    validated). An environment variable set to nothing leaves the option's default in force, so it is
+    not named.
+    """
+    sources = {}
+    for option, spec in argument_spec.items():
+        fallback = spec.get("fallback") or (None,)
+        if option in given or fallback[0] is not env_fallback:
+            continue
+        for variable in (fallback[1] if len(fallback) > 1 else ()):
+            if variable in os.environ:
+                if os.environ[variable]:
+                    sources[option] = (variable, "the environment variable %s" % variable)
+                break
+    return sources
+
+
+def _renamed(text, sources):
+    """``text`` naming, for each option of ``sources``, the name the user set instead of the option."""
+    for option, (bare, phrase) in sources.items():
+        text = re.sub(r"\bthe %s option\b" % re.escape(option), lambda match, phrase=phrase: phrase, text)
+        text = re.sub(r"(^|: |; |\()%s: " % re.escape(option),
+                      lambda match, bare=bare: match.group(1) + bare + ": ", text)
+    return text
+
+
+def name_the_sources(result, sources):
+    """The result with its messages (``msg``, ``warnings``, each webhook's ``msg``) naming, for an option
+    whose value the user set elsewhere than in the task (a variable, the environment), that name: the
+    one to check. ``sources`` maps the option to (the bare name, the phrase), as environment_sources."""
+    if not sources:
+        return result
+
+    def renamed(text):
+        return _renamed(text, sources) if isinstance(text, string_types) else text
+
+    result = dict(result)
+    for key in ("msg", "warnings"):
+        if isinstance(result.get(key), list):
+            result[key] = [renamed(item) for item in result[key]]
+        elif key in result:
+            result[key] = renamed(result[key])
+    if isinstance(result.get("webhooks"), list):
+        result["webhooks"] = [dict(item, msg=renamed(item["msg"])) if isinstance(item, Mapping) and "msg" in item
+                              else item for item in result["webhooks"]]
+    return result
+
+
 def argument_errors_message(validation, argument_spec, name):
     """Every argument error of a validation result, not only the first as AnsibleModule reports it: the
     first is often a generic one ("dictionary requested ...") and the one naming the option comes after it.
@@ -191,6 +245,12 @@ class _HostedModule(AnsibleModule):
 
     # Set once the module is built: from then on fail_json is AnsibleModule's own.
     hosted_ready = False
+    # The options the task gave (before any default or fallback), set as the arguments are read.
+    given_options = frozenset()
+
+    def _load_params(self):
+        super(_HostedModule, self)._load_params()
+        self.given_options = frozenset(self.params)
 
     def fail_json(self, msg, **kwargs):  # pylint: disable=arguments-differ
         validation = getattr(self, "validation_result", None)
@@ -206,6 +266,7 @@ def run_as_module(argument_spec, argument_spec_options, run):
     except _ArgumentErrors as refused:
         module = refused.module
     module.hosted_ready = True
+    module.option_sources = environment_sources(argument_spec, module.given_options)
     if not module.validation_result.error_messages:
         require_requests(module)
     host(module, argument_spec, run)
@@ -221,15 +282,21 @@ def host(module, argument_spec, run):
     """
     name = module_name(run)
     validation = module.validation_result
+    # An option whose value came from the environment is named as the user set it (DUCTAPE_API_URL).
+    sources = getattr(module, "option_sources", None) or {}
     if validation.error_messages:
         params = validation.validated_parameters
         result = dict(failed=True, msg=argument_errors_message(validation, argument_spec, name))
     else:
         params = module.params
+
+        def warn(text):
+            module.warn(_renamed(text, sources))
+
         # module._diff is how module code learns that the task runs with --diff.
-        result = run_result(run, params, module.check_mode, module._diff, module.warn, name)  # pylint: disable=protected-access
+        result = run_result(run, params, module.check_mode, module._diff, warn, name)  # pylint: disable=protected-access
     module.no_log_values = scrub_values(argument_spec, params)
-    result = dict(result, invocation=invocation(argument_spec, params))
+    result = dict(name_the_sources(result, sources), invocation=invocation(argument_spec, params))
     if result.pop("failed", False):
         module.fail_json(**result)
     module.exit_json(**result)

@@ -22,7 +22,6 @@ AnsibleModule asks the core that ships it.
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import importlib
 import json
@@ -110,6 +109,29 @@ def _plain(data: t.Any) -> t.Any:
     return json.loads(json.dumps(data, default=str))
 
 
+# Text in which remove_values may find a value that the JSON text of the data does not show as such:
+# the words it makes of booleans and special floats.
+_WORDS_OF_SCALARS = "True False inf -inf nan Infinity NaN"
+# Characters that JSON escapes: a value holding one is not written verbatim in the JSON text.
+_JSON_ESCAPED = re.compile(r'["\\\x00-\x1f]')
+
+
+def _plain_without(data: t.Any, no_log_values: t.Collection[str]) -> t.Any:
+    """``remove_values(_plain(data), no_log_values)``, without walking the data when nothing is to remove.
+
+    The JSON text of the plain data holds every string and number of it verbatim. When no value to
+    remove can be written differently there, and none occurs in that text, remove_values would return
+    the data unchanged; otherwise it runs as it always does.
+    """
+    text = json.dumps(data, default=str, ensure_ascii=False)
+    plain = json.loads(text)
+    values = [str(value) for value in no_log_values]
+    if any(not value or _JSON_ESCAPED.search(value) or value in _WORDS_OF_SCALARS or value in text
+           for value in values):
+        return remove_values(plain, no_log_values)
+    return plain
+
+
 class ControllerModule:
     """AnsibleModule's interface, hosted by an action plugin, for a module's logic run in the controller."""
 
@@ -121,7 +143,10 @@ class ControllerModule:
         self._diff = diff
         self.no_log_values: set[str] = set()
         self.validation_result = validator.validate(args)
-        self.params = copy.deepcopy(self.validation_result.validated_parameters)
+        # Read here, where the task's environment is in place, as the validator's env_fallback read it.
+        self.option_sources = _module_host.environment_sources(argument_spec, frozenset(args))
+        # As AnsibleModule: the validated parameters themselves (the validator already copied its input).
+        self.params = self.validation_result.validated_parameters
         self._inject_invocation = inject_invocation
         self._warnings: list[str] = []
 
@@ -144,33 +169,14 @@ class ControllerModule:
             result["invocation"] = {"module_args": self.params}
         if self._warnings:
             result["warnings"] = list(self._warnings)
-        raise ModuleExit(remove_values(_plain(result), self.no_log_values))
+        raise ModuleExit(_plain_without(result, self.no_log_values))
 
 
 def _name_the_variables(result: dict, from_variables: dict[str, str]) -> dict:
     """The result with its messages naming ``ductape_api_url`` where they say ``api_url`` option, for the
     options that came from a variable: the name the user set is the one to check."""
-    if not from_variables:
-        return result
-
-    def renamed(text: t.Any) -> t.Any:
-        if not isinstance(text, str):
-            return text
-        for option, variable in from_variables.items():
-            text = re.sub(rf"\bthe {option} option\b", f"the variable {variable}", text)
-            text = re.sub(rf"(^|: |; |\(){option}: ", rf"\g<1>{variable}: ", text)
-        return text
-
-    result = dict(result)
-    for key in ("msg", "warnings"):
-        if isinstance(result.get(key), list):
-            result[key] = [renamed(item) for item in result[key]]
-        elif key in result:
-            result[key] = renamed(result[key])
-    if isinstance(result.get("webhooks"), list):
-        result["webhooks"] = [dict(item, msg=renamed(item["msg"])) if isinstance(item, dict) and "msg" in item
-                              else item for item in result["webhooks"]]
-    return result
+    return _module_host.name_the_sources(
+        result, {option: (variable, f"the variable {variable}") for option, variable in from_variables.items()})
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -29,8 +30,9 @@ from .batching import BatchingThread
 from .config import ServerConfig
 from .delivery import DeliveryWorker, loop_refusal
 from .envelope import ApiError, failure_response, quoted, success
-from .events import EventStore, ReceivedEvent, Target
+from .events import EventStore, ReceivedEvent, Rejection, Target
 from .store import Registration, Store
+from .verification import NO_RULE, IngressRule, IngressRules, admit
 
 INGRESS_PREFIX = "/webhooks/v1/process/"
 INGRESS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -67,21 +69,37 @@ class GroupCommit:
 
     def _commit(self, batch: list) -> None:
         outcomes: list[Any] = [None] * len(batch)
-        accepted: list[tuple[int, Target, ReceivedEvent]] = []
+        accepted: list[tuple[int, Target, ReceivedEvent, tuple[str, float] | None]] = []
+        rejections: list[Rejection] = []
+        now = time.time()
         for index, (uuid, received, _, _) in enumerate(batch):
             try:
-                accepted.append((index, self._middleware.live_target(uuid), received))
+                target, rule = self._middleware.live_ingress(uuid)
             except Exception as error:  # pylint: disable=broad-except  # 404/410 go to that request
                 outcomes[index] = error
-        if accepted:
+                continue
+            admission = admit(rule, received.headers, received.body, now)
+            if admission.rejection is not None:
+                # the reason names what was wrong with the request, never the secret or a signature
+                log.warning("event refused for registration %s: %s", target.registration_uuid, admission.rejection)
+                rejections.append(Rejection(target, admission.rejection, now))
+                outcomes[index] = ApiError(401, admission.rejection)
+                continue
+            dedup = None
+            if admission.provider_event_id is not None and rule.dedup is not None:
+                dedup = (admission.provider_event_id, float(rule.dedup.window_seconds))
+            accepted.append((index, target, received, dedup))
+        if accepted or rejections:
             try:
-                ids = self._middleware.events.add_events([(target, received) for _, target, received in accepted])
+                results: list[Any] = self._middleware.events.commit_ingress(
+                    [(target, received, dedup) for _, target, received, dedup in accepted], rejections)
             except Exception as error:  # pylint: disable=broad-except  # nothing was committed: each request fails
                 log.exception("could not commit %d events", len(accepted))
-                ids = [error] * len(accepted)
-            for (index, _, _), outcome in zip(accepted, ids):
-                outcomes[index] = outcome
-            self._middleware.worker.wake()
+                results = [error] * len(accepted)
+            for (index, _, _, _), outcome in zip(accepted, results):
+                outcomes[index] = outcome.event_id if not isinstance(outcome, BaseException) else outcome
+            if accepted:
+                self._middleware.worker.wake()
         # one call per event loop (one per server process) settles every answer of the batch
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any]]] = {}
         for (_, _, loop, answer), outcome in zip(batch, outcomes):
@@ -106,26 +124,35 @@ def _settle(answers: list[tuple[asyncio.Future, Any]]) -> None:
 class Middleware:
     """The event store and the delivery worker of one server process; kept at app.state.middleware."""
 
-    def __init__(self, registrations: Store, config: ServerConfig):
+    def __init__(self, registrations: Store, config: ServerConfig, rules: IngressRules | None = None):
         self.registrations = registrations
+        # each webhook definition's signature check and dedup (verification.py); None: none at all
+        self.rules = rules
         self.max_body = config.max_body
         self.events = EventStore(str(config.db_path))
         self.worker = DeliveryWorker.for_config(self.events, config, on_delivered=registrations.mark_active)
-        # uuid -> (registrations_version when read, Target): the accept path reads the registration
-        # once per version instead of opening a connection per event.
-        self._targets: dict[str, tuple[int, Target]] = {}
+        # uuid -> (registrations_version when read, Target, IngressRule): the accept path reads the
+        # registration once per version instead of opening a connection per event.
+        self._targets: dict[str, tuple[int, Target, IngressRule]] = {}
         self.group_commit = GroupCommit(self)
         self.ingress = EventIngress(self)
 
     def live_target(self, uuid: str) -> Target:
         """Where an event for this link goes; 404 or 410 (ApiError) when the link forwards nowhere."""
+        return self.live_ingress(uuid)[0]
+
+    def live_ingress(self, uuid: str) -> tuple[Target, IngressRule]:
+        """live_target, and the rule (signature check, dedup) that this link's events pass."""
         version = self.registrations.registrations_version
         cached = self._targets.get(uuid)
         if cached is not None and cached[0] == version:
-            return cached[1]
-        target = _target(_live_registration(self, uuid))
-        self._targets[uuid] = (version, target)
-        return target
+            return cached[1], cached[2]
+        registration = _live_registration(self, uuid)
+        target = _target(registration)
+        rule = NO_RULE if self.rules is None else self.rules.rule(
+            registration.product, registration.access_tag, registration.webhook_tag, registration.app_env)
+        self._targets[uuid] = (version, target, rule)
+        return target, rule
 
 
 @asynccontextmanager

@@ -82,7 +82,7 @@ def stored(api: Api, registration: dict) -> list[dict]:
 def arrivals(receiver: Receiver, registration: dict, wanted: int) -> list:
     """The requests the receiver got for this registration, once it has `wanted` of them."""
     path = "/" + "/".join(registration["url"].rsplit("/", 2)[-2:])
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while True:
         found = [r for r in receiver.wait_for(0) if r.path == path]
         if len(found) >= wanted or time.monotonic() > deadline:
@@ -91,7 +91,7 @@ def arrivals(receiver: Receiver, registration: dict, wanted: int) -> list:
 
 
 def wait_delivered(api: Api, event_id: str) -> dict:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while True:
         found = delivery(api, event_id)
         if found["status"] == "delivered" or time.monotonic() > deadline:

@@ -298,6 +298,28 @@ class EventStore:
         finally:
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_s * 1000)}")
 
+    @staticmethod
+    def _known_ids(conn: sqlite3.Connection, events: list[tuple[Target, ReceivedEvent, tuple[str, float] | None]],
+                   now: float) -> dict[tuple[str, ...], str]:
+        """The provider ids of these events accepted before and still within their window, with the
+        event id they were accepted as: one SELECT per registration key (and per 500 ids)."""
+        wanted: dict[tuple[str, str, str, str], set[str]] = {}
+        for target, _, dedup in events:
+            if dedup is not None:
+                scope = (target.product, target.access_tag, target.webhook_tag, target.env)
+                wanted.setdefault(scope, set()).add(dedup[0])
+        known: dict[tuple[str, ...], str] = {}
+        for scope, ids in wanted.items():
+            ordered = sorted(ids)
+            for start in range(0, len(ordered), 500):
+                part = ordered[start:start + 500]
+                for row in conn.execute(
+                    "SELECT provider_event_id, event_id FROM middleware_dedup WHERE product = ? AND access_tag = ? "
+                    "AND webhook_tag = ? AND env = ? AND expires_at > ? AND provider_event_id IN "
+                    f"({', '.join('?' for _ in part)})", (*scope, now, *part)):
+                    known[(*scope, row[0])] = row[1]
+        return known
+
     def _write_ingress(
         self,
         conn: sqlite3.Connection,
@@ -308,20 +330,15 @@ class EventStore:
         now = time.time()
         outcomes: list[Accepted] = []
         rows: list[tuple] = []
-        seen: dict[tuple[str, ...], str] = {}  # dedup key -> event id, this batch included
+        seen = self._known_ids(conn, events, now)  # dedup key -> event id, this batch's added as it goes
         repeats: dict[str, int] = {}  # first event id -> repeats in this batch
+        new_ids: list[tuple] = []  # middleware_dedup rows of the events accepted now
         counts: dict[str, list] = {}  # registration uuid -> [target, rejected, duplicates, reason, at]
         for target, event, dedup in events:
             if dedup is not None:
                 provider_id, window = dedup
                 key = (target.product, target.access_tag, target.webhook_tag, target.env, provider_id)
                 first = seen.get(key)
-                if first is None:
-                    found = conn.execute(
-                        "SELECT event_id FROM middleware_dedup WHERE product = ? AND access_tag = ? AND "
-                        "webhook_tag = ? AND env = ? AND provider_event_id = ? AND expires_at > ?",
-                        (*key, now)).fetchone()
-                    first = found["event_id"] if found is not None else None
                 if first is not None:
                     outcomes.append(Accepted(first, duplicate=True))
                     repeats[first] = repeats.get(first, 0) + 1
@@ -332,11 +349,12 @@ class EventStore:
             outcomes.append(Accepted(event_id))
             if dedup is not None:
                 seen[key] = event_id
-                conn.execute("INSERT OR REPLACE INTO middleware_dedup (product, access_tag, webhook_tag, env, "
-                             "provider_event_id, event_id, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             (*key, event_id, now + window))
+                new_ids.append((*key, event_id, now + window))
         for statement, parameters in _insert_statements(rows):
             conn.execute(statement, parameters)
+        if new_ids:
+            conn.executemany("INSERT OR REPLACE INTO middleware_dedup (product, access_tag, webhook_tag, env, "
+                             "provider_event_id, event_id, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)", new_ids)
         if repeats:
             conn.executemany("UPDATE middleware_events SET duplicates = duplicates + ? WHERE event_id = ?",
                              [(n, event_id) for event_id, n in repeats.items()])

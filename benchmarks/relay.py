@@ -487,29 +487,69 @@ async def _verification(server_url: str, events: int, rounds: int, connections: 
         paths = {}
         for leg, webhook in (("plain", WEBHOOK), ("verified", VERIFIED_WEBHOOK), ("verified_dedup", DEDUP_WEBHOOK)):
             paths[leg] = await asyncio.to_thread(register_receiver, server_url, receiver.url, PRODUCT, webhook)
+        names = list(paths)
         legs = {leg: (0, 0.0) for leg in paths}
         rejections: dict[int, int] = {}
         accepted_ids: list[str] = []
+        serial = iter(range(10**9))  # event numbers (and so dedup ids) unique across legs and rounds
+
+        async def leg_run(leg: str, count: int, label: str) -> tuple[int, float]:
+            bodies = [event_body(next(serial)) for _ in range(count)]
+            now = int(time.time())
+            headers = [{STRIPE_HEADER: stripe_signature(body, now)} for body in bodies] if leg != "plain" else None
+            loader = _Loader(server_url, paths[leg], connections)
+            seconds = await loader.run(count, time_limit, prefix=f"{leg}-{label}-", bodies=bodies, headers=headers)
+            for status, found in loader.rejections.items():
+                rejections[status] = rejections.get(status, 0) + found
+            accepted_ids.extend(loader.accepted_ids)
+            # the next leg starts with no delivery backlog from this one
+            await receiver.wait_for(loader.accepted_ids, 60.0)
+            return len(loader.accepted_ids), seconds
+
+        for leg in names:  # warm-up, not counted: first connections, first code paths, a cold cache
+            await leg_run(leg, max(1, events // 4), "warm")
         for number in range(rounds):
-            for leg, path in paths.items():
-                first = (number * len(paths) + list(paths).index(leg)) * events
-                bodies = [event_body(first + n) for n in range(events)]  # ids unique across legs and rounds
-                now = int(time.time())
-                headers = [{STRIPE_HEADER: stripe_signature(body, now)} for body in bodies] if leg != "plain" else None
-                loader = _Loader(server_url, path, connections)
-                seconds = await loader.run(events, time_limit, prefix=f"{leg}-{number}-", bodies=bodies,
-                                           headers=headers)
-                accepted, spent = legs[leg]
-                legs[leg] = (accepted + len(loader.accepted_ids), spent + seconds)
-                for status, count in loader.rejections.items():
-                    rejections[status] = rejections.get(status, 0) + count
-                accepted_ids += loader.accepted_ids
-                # the next leg starts with no delivery backlog from this one
-                await receiver.wait_for(loader.accepted_ids, 60.0)
+            # each round starts with the next leg, so that no leg always runs first or last
+            for leg in names[number % len(names):] + names[:number % len(names)]:
+                accepted, seconds = await leg_run(leg, events, str(number))
+                legs[leg] = (legs[leg][0] + accepted, legs[leg][1] + seconds)
         undelivered = sum(1 for key in accepted_ids if key not in receiver.arrivals)
         return Verification(events, rounds, connections, legs, rejections, undelivered)
     finally:
         await receiver.stop()
+
+
+def verify_cpu_us() -> dict[str, float]:
+    """The CPU time of one signature check (and of reading a dedup id) on this run's event body, in
+    process: what verification adds to the accept path's per-event work, free of the HTTP noise."""
+    import statistics
+    import timeit
+
+    from ductape_local.catalog import DedupConfig, SecretRef, VerifyConfig
+    from ductape_local.dedup import provider_event_id
+    from ductape_local.verification import Verifier
+
+    body, now = event_body(1), int(time.time())
+    secret = SIGNING_SECRET.encode()
+    ref = SecretRef("secret_env", "UNUSED", "bench")
+    cases = {
+        "stripe": (Verifier(VerifyConfig("stripe", ref, header=STRIPE_HEADER), secret),
+                   [(STRIPE_HEADER, stripe_signature(body, now))]),
+        "github": (Verifier(VerifyConfig("github", ref, header="X-Hub-Signature-256", prefix="sha256="), secret),
+                   [("X-Hub-Signature-256", "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest())]),
+        "paystack": (Verifier(VerifyConfig("paystack", ref, header="x-paystack-signature", algorithm="sha512"),
+                              secret),
+                     [("x-paystack-signature", hmac.new(secret, body, hashlib.sha512).hexdigest())]),
+    }
+    results = {}
+    for name, (verifier, headers) in cases.items():
+        assert verifier.problem(headers, body, now) is None, name
+        results[name] = 1e6 * statistics.median(
+            timeit.repeat(lambda: verifier.problem(headers, body, now), number=2000, repeat=5)) / 2000
+    config = DedupConfig(json_path=("id",))
+    results["dedup_json"] = 1e6 * statistics.median(
+        timeit.repeat(lambda: provider_event_id(config, [], body), number=2000, repeat=5)) / 2000
+    return results
 
 
 def measure_verification(events: int, rounds: int, connections: int, time_limit: float) -> Verification:

@@ -89,13 +89,17 @@ EXAMPLES = r"""
     that: failed_deliveries.counts.failed == 0
     fail_msg: "{{ failed_deliveries.deliveries | map(attribute='last_error') | list }}"
 
-- name: Stop when a provider's events are being refused (a signing secret out of date?)
+- name: Read the Stripe connection's ingress counts
   ductape.webhooks.ductape_webhook_delivery_info:
     product: my-product
     access_tag: stripe-payments
     limit: 1
   register: stripe_ingress
-  failed_when: stripe_ingress.counts.rejected > 0
+
+- name: Say why events were refused (a signing secret out of date?)
+  ansible.builtin.debug:
+    msg: "{{ stripe_ingress.counts.rejected }} refused, the last: {{ stripe_ingress.last_rejection.reason }}"
+  when: stripe_ingress.counts.rejected > 0
 
 - name: Look up one event that a provider says it sent
   ductape.webhooks.ductape_webhook_delivery_info:
@@ -230,7 +234,8 @@ counts:
     rejected:
       description:
         - Events refused because their provider signature did not verify (answered 401, never stored),
-          for O(product) and the O(access_tag), O(webhook_tag) and O(env) filters (not O(status) or O(limit)).
+          since the registrations were made, for O(product) and the O(access_tag), O(webhook_tag) and O(env) filters
+          (not O(status) or O(limit)).
         - Null without O(product), or with O(event_id).
       type: int
     duplicates:

@@ -353,7 +353,7 @@ def verification_lines(verification: relay.Verification) -> list[str]:
     cost = relay.verify_cpu_us()
     lines.append(f"  CPU per check, in process (median of 5 x 2,000 calls): Stripe {cost['stripe']:.1f} us, "
                  f"GitHub {cost['github']:.1f} us, Paystack {cost['paystack']:.1f} us, dedup id from JSON "
-                 f"{cost['dedup_json']:.1f} us")
+                 f"{cost['dedup_json']:.1f} us; dedup in the group commit {cost['dedup_commit']:+.1f} us per event")
     return lines
 
 

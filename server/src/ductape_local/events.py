@@ -8,6 +8,11 @@ Internal states: ``pending`` (due at ``next_attempt_at``), ``in_flight`` (claime
 ``delivered`` and ``failed``. A ``failed`` delivery is a dead letter: its retries ran out or its last
 outcome was not worth retrying; ``dead_letter_reason`` says which, and replay makes it ``pending`` again.
 How a delivery reads on the wire is deliveries.py's business (``in_flight`` reads as ``pending`` there).
+
+Beside the events: ``middleware_dedup`` holds the provider event ids accepted per registration key
+until their window ends (dedup.py), and ``middleware_ingress`` counts per registration the events
+refused at the door and the repeats acknowledged without a delivery; the group commit
+(``commit_ingress``) writes all three in one transaction.
 """
 
 from __future__ import annotations

@@ -85,10 +85,7 @@ class GroupCommit:
                 rejections.append(Rejection(target, admission.rejection, now))
                 outcomes[index] = ApiError(401, admission.rejection)
                 continue
-            dedup = None
-            if admission.provider_event_id is not None and rule.dedup is not None:
-                dedup = (admission.provider_event_id, float(rule.dedup.window_seconds))
-            accepted.append((index, target, received, dedup))
+            accepted.append((index, target, received, admission.dedup))
         if accepted or rejections:
             try:
                 results: list[Any] = self._middleware.events.commit_ingress(

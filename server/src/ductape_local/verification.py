@@ -154,10 +154,11 @@ NO_RULE = IngressRule()
 
 @dataclass(frozen=True)
 class Admission:
-    """What `admit` found: `rejection` (the 401's reason) or the provider event id to deduplicate by."""
+    """What `admit` found: `rejection` (the 401's reason), or `dedup`: the provider event id to
+    deduplicate by and the window in seconds (None: no dedup for this event)."""
 
     rejection: str | None = None
-    provider_event_id: str | None = None
+    dedup: tuple[str, float] | None = None
 
 
 ADMITTED = Admission()
@@ -171,7 +172,8 @@ def admit(rule: IngressRule, headers: list[tuple[str, str]], body: bytes, now: f
             return Admission(rejection="signature verification failed: " + problem)
     if rule.dedup is None:
         return ADMITTED
-    return Admission(provider_event_id=provider_event_id(rule.dedup, headers, body))
+    found = provider_event_id(rule.dedup, headers, body)
+    return ADMITTED if found is None else Admission(dedup=(found, float(rule.dedup.window_seconds)))
 
 
 class IngressRules:

@@ -8,8 +8,9 @@ live in the database (events.py, table middleware_dedup), so this holds across r
 group commit decides them one batch at a time in one thread, so concurrent identical posts are
 delivered once.
 
-An event without a usable id (no such header, a body that is not JSON, a path that is missing or
-holds an object, an id longer than MAX_ID_LENGTH) is accepted and delivered as any event is.
+An event without a usable id (no such header, a body that is not JSON or is nested too deep to read,
+a path that is missing or holds an object, an id longer than MAX_ID_LENGTH) is accepted and delivered
+as any event is.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def provider_event_id(config: DedupConfig, headers: list[tuple[str, str]], body:
 def _json_value(body: bytes, path: tuple[str, ...]) -> str | None:
     try:
         found: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested too deep
         return None
     for key in path:
         if not isinstance(found, dict) or key not in found:

@@ -78,7 +78,13 @@ class GroupCommit:
             except Exception as error:  # pylint: disable=broad-except  # 404/410 go to that request
                 outcomes[index] = error
                 continue
-            admission = admit(rule, received.headers, received.body, now)
+            try:
+                admission = admit(rule, received.headers, received.body, now)
+            except Exception as error:  # pylint: disable=broad-except  # this request fails, not the batch
+                log.error("could not check an event for registration %s: %s", target.registration_uuid,
+                          type(error).__name__)
+                outcomes[index] = error
+                continue
             if admission.rejection is not None:
                 # the reason names what was wrong with the request, never the secret or a signature
                 log.warning("event refused for registration %s: %s", target.registration_uuid, admission.rejection)

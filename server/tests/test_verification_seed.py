@@ -72,6 +72,13 @@ def test_bad_verification_config_names_the_field(extra, message):
     assert str(raised.value).startswith(message), str(raised.value)
 
 
+def test_an_env_override_must_name_an_app_env_of_the_connections():
+    with pytest.raises(SeedError) as raised:
+        parse_catalog(seed_with({"verify": {"envs": {"lvie": {"strategy": "github", "secret_env": "S"}}}}))
+    assert str(raised.value) == ("apps[0].webhooks[1].verify.envs.lvie: no connection maps a product env to the app "
+                                 "env 'lvie' of app 'stripe' (its app envs: live, test)")
+
+
 def test_a_secret_value_in_the_seed_is_refused_without_echoing_it():
     with pytest.raises(SeedError) as raised:
         parse_catalog(seed_with({"verify": {"strategy": "github", "secret": PLANTED}}))

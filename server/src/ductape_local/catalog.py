@@ -224,6 +224,7 @@ def parse_catalog(document: Any) -> Catalog:
         if product.tag in products:
             raise SeedError(f"products[{i}].tag: duplicate product {product.tag!r}")
         products[product.tag] = product
+    _check_verify_envs(apps, products)
     key_products: dict[str, frozenset[str]] = {}
     for i, raw_key in enumerate(_list(root.get("access_keys", []), "access_keys")):
         where = f"access_keys[{i}]"
@@ -266,6 +267,24 @@ def _parse_app(raw: Any, where: str) -> App:
             tag=hook_tag, name=name, registration=registration, verify_default=verify_default,
             verify_envs=verify_envs, dedup=dedup, raw_verify=raw_verify, raw_dedup=raw_dedup)
     return App(tag=tag, webhooks=webhooks)
+
+
+def _check_verify_envs(apps: dict[str, App], products: dict[str, Product]) -> None:
+    """A `verify.envs` entry must name an app env that a connection maps a product env to: a misspelt
+    one would leave that env's events checked by the default, or (without a default) not at all."""
+    app_envs: dict[str, set[str]] = {}
+    for product in products.values():
+        for connection in product.connections.values():
+            app_envs.setdefault(connection.app, set()).update(connection.envs.values())
+    for app in apps.values():
+        known = app_envs.get(app.tag)
+        if not known:  # no product is connected to this app: its events cannot arrive
+            continue
+        for webhook in app.webhooks.values():
+            for app_env, config in webhook.verify_envs.items():
+                if app_env not in known:
+                    raise SeedError(f"{config.where}: no connection maps a product env to the app env {app_env!r} "
+                                    f"of app {app.tag!r} (its app envs: {', '.join(sorted(known))})")
 
 
 def _parse_verify(entry: dict[str, Any], where: str) -> tuple[VerifyConfig | None, dict[str, VerifyConfig]]:

@@ -64,7 +64,7 @@ def events(server):
         return requests.post(push, data=body, timeout=30,
                              headers={"X-Hub-Signature-256": signature, "X-GitHub-Delivery": delivery})
 
-    first = [signed(b'{"ref":"main"}', "d-1").json()["data"]["event_id"] for _ in range(3)]
+    first = [signed(b'{"ref":"main"}', "d-1").json()["data"]["event_id"] for _attempt in range(3)]
     second = signed(b'{"ref":"dev"}', "d-2").json()["data"]["event_id"]
     assert len(set(first)) == 1 and second not in first
     for forged in (b'{"ref":"evil"}', b'{"ref":"evil2"}'):

@@ -14,6 +14,10 @@ Everything runs on loopback and is bounded in count and in time:
                due to its first arrival at the receiver, in the same process and clock.
   isolation  - the latency of a healthy receiver (one product) alone, then while another product's
                receiver holds every request open without answering, with N events queued for it.
+  verification - the throughput loader against three links of one server, in alternating rounds:
+               a webhook without checks, one verifying Stripe signatures (computed by the loader
+               beforehand), and one verifying them and deduplicating by the body's id; accepted
+               events/s of each, side by side, so the ratio is what verification costs per event.
 The server runs as deployed, without --test-mode, with its default delivery options: the relay
 needs no request counters.
 """
@@ -22,11 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import hmac
 import json
 import pathlib
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import requests
@@ -50,7 +57,19 @@ BARE_STACK = pathlib.Path(__file__).resolve().parent / "bare_stack.py"
 BARE_STACK_PATH = "/webhooks/v1/process/00000000-0000-4000-8000-000000000000"
 
 
-def relay_seed() -> dict:
+VERIFIED_WEBHOOK = "verified"
+DEDUP_WEBHOOK = "verified_dedup"
+STRIPE_HEADER = "Stripe-Signature"
+# Not a real secret: the verification run's own Stripe-style signing secret.
+SIGNING_SECRET = "whsec_relay_bench_signing_secret"
+
+
+def relay_seed(secret_file: str | None = None) -> dict:
+    webhooks = [{"tag": WEBHOOK, "name": "Payment succeeded"}]
+    if secret_file is not None:
+        verify = {"strategy": "stripe", "secret_file": secret_file}
+        webhooks += [{"tag": VERIFIED_WEBHOOK, "verify": verify},
+                     {"tag": DEDUP_WEBHOOK, "verify": verify, "dedup": {"json_path": "id"}}]
     return {
         "access_keys": [{"key": ACCESS_KEY, "products": [PRODUCT, OTHER_PRODUCT]}],
         "products": [
@@ -58,16 +77,16 @@ def relay_seed() -> dict:
              "connections": [{"access_tag": ACCESS_TAG, "app": APP, "envs": {ENV: "live"}}]}
             for product in (PRODUCT, OTHER_PRODUCT)
         ],
-        "apps": [{"tag": APP, "webhooks": [{"tag": WEBHOOK, "name": "Payment succeeded"}]}],
+        "apps": [{"tag": APP, "webhooks": webhooks}],
     }
 
 
-def register_receiver(server_url: str, receiver_url: str, product: str = PRODUCT) -> str:
+def register_receiver(server_url: str, receiver_url: str, product: str = PRODUCT, webhook: str = WEBHOOK) -> str:
     """Register the receiver as the webhook's target; return the ingress path of its wrapped link."""
     answer = requests.post(
         f"{server_url}/webhooks/v1/register",
         headers={"Authorization": f"Bearer {ACCESS_KEY}"},
-        json={"product": product, "access_tag": ACCESS_TAG, "webhook_tag": WEBHOOK,
+        json={"product": product, "access_tag": ACCESS_TAG, "webhook_tag": webhook,
               "envs": [{"slug": ENV, "url": receiver_url, "method": "POST"}]},
         timeout=30,
     )
@@ -227,7 +246,8 @@ class _Loader:
     def rejected(self) -> int:
         return sum(self.rejections.values())
 
-    async def run(self, events: int, time_limit: float, prefix: str = "", bodies: list[bytes] | None = None) -> float:
+    async def run(self, events: int, time_limit: float, prefix: str = "", bodies: list[bytes] | None = None,
+                  headers: list[dict[str, str]] | None = None) -> float:
         """Post; return the seconds it took."""
         next_event = iter(range(events))
         deadline = time.perf_counter() + time_limit
@@ -238,7 +258,9 @@ class _Loader:
                     return
                 key = f"{prefix}{number}"
                 body = bodies[number] if bodies is not None else event_body(number)
-                status, _ = await self.pool.post(self.path, body, {"Content-Type": "application/json", EVENT_HEADER: key})
+                extra = headers[number] if headers is not None else {}
+                status, _ = await self.pool.post(self.path, body, {"Content-Type": "application/json",
+                                                                   EVENT_HEADER: key, **extra})
                 if status == 202:
                     self.accepted_ids.append(key)
                 else:
@@ -421,6 +443,149 @@ async def _isolation(server_url: str, rate: float, events: int, hang_events: int
 def measure_throughput(events: int, connections: int, time_limit: float, delivery_wait: float) -> Throughput:
     with LocalServer(seed=relay_seed(), test_mode=False) as server:
         return asyncio.run(_throughput(server.url, events, connections, time_limit, delivery_wait))
+
+
+@dataclasses.dataclass(frozen=True)
+class Verification:
+    events: int  # per leg and round
+    rounds: int
+    connections: int
+    # leg -> (accepted, seconds), summed over the rounds; legs: plain, verified, verified_dedup
+    legs: dict[str, tuple[int, float]]
+    rejections: dict[int, int]
+    undelivered: int
+
+    def per_second(self, leg: str) -> float:
+        accepted, seconds = self.legs[leg]
+        return accepted / seconds if seconds else 0.0
+
+    def percent_of_plain(self, leg: str) -> float:
+        plain = self.per_second("plain")
+        return 100.0 * self.per_second(leg) / plain if plain else 0.0
+
+    def added_us(self, leg: str) -> float:
+        """Microseconds each event costs more than on the plain link (from the rates)."""
+        plain, other = self.per_second("plain"), self.per_second(leg)
+        return (1e6 / other - 1e6 / plain) if plain and other else float("nan")
+
+    @property
+    def accepted(self) -> int:
+        return sum(accepted for accepted, _ in self.legs.values())
+
+
+def stripe_signature(body: bytes, at: int) -> str:
+    """Stripe's scheme: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">."""
+    digest = hmac.new(SIGNING_SECRET.encode(), f"{at}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={at},v1={digest}"
+
+
+async def _verification(server_url: str, events: int, rounds: int, connections: int,
+                        time_limit: float) -> Verification:
+    receiver = Receiver(EVENT_HEADER)
+    await receiver.start()
+    try:
+        paths = {}
+        for leg, webhook in (("plain", WEBHOOK), ("verified", VERIFIED_WEBHOOK), ("verified_dedup", DEDUP_WEBHOOK)):
+            paths[leg] = await asyncio.to_thread(register_receiver, server_url, receiver.url, PRODUCT, webhook)
+        names = list(paths)
+        legs = {leg: (0, 0.0) for leg in paths}
+        rejections: dict[int, int] = {}
+        accepted_ids: list[str] = []
+        serial = iter(range(10**9))  # event numbers (and so dedup ids) unique across legs and rounds
+
+        async def leg_run(leg: str, count: int, label: str) -> tuple[int, float]:
+            bodies = [event_body(next(serial)) for _ in range(count)]
+            now = int(time.time())
+            headers = [{STRIPE_HEADER: stripe_signature(body, now)} for body in bodies] if leg != "plain" else None
+            loader = _Loader(server_url, paths[leg], connections)
+            seconds = await loader.run(count, time_limit, prefix=f"{leg}-{label}-", bodies=bodies, headers=headers)
+            for status, found in loader.rejections.items():
+                rejections[status] = rejections.get(status, 0) + found
+            accepted_ids.extend(loader.accepted_ids)
+            # the next leg starts with no delivery backlog from this one
+            await receiver.wait_for(loader.accepted_ids, 60.0)
+            return len(loader.accepted_ids), seconds
+
+        for leg in names:  # warm-up, not counted: first connections, first code paths, a cold cache
+            await leg_run(leg, max(1, events // 4), "warm")
+        for number in range(rounds):
+            # each round starts with the next leg, so that no leg always runs first or last
+            for leg in names[number % len(names):] + names[:number % len(names)]:
+                accepted, seconds = await leg_run(leg, events, str(number))
+                legs[leg] = (legs[leg][0] + accepted, legs[leg][1] + seconds)
+        undelivered = sum(1 for key in accepted_ids if key not in receiver.arrivals)
+        return Verification(events, rounds, connections, legs, rejections, undelivered)
+    finally:
+        await receiver.stop()
+
+
+def verify_cpu_us() -> dict[str, float]:
+    """The CPU time of one signature check (and of reading a dedup id) on this run's event body, in
+    process: what verification adds to the accept path's per-event work, free of the HTTP noise."""
+    import statistics
+    import timeit
+
+    from ductape_local.catalog import DedupConfig, SecretRef, VerifyConfig
+    from ductape_local.dedup import provider_event_id
+    from ductape_local.verification import Verifier
+
+    body, now = event_body(1), int(time.time())
+    secret = SIGNING_SECRET.encode()
+    ref = SecretRef("secret_env", "UNUSED", "bench")
+    cases = {
+        "stripe": (Verifier(VerifyConfig("stripe", ref, header=STRIPE_HEADER), secret),
+                   [(STRIPE_HEADER, stripe_signature(body, now))]),
+        "github": (Verifier(VerifyConfig("github", ref, header="X-Hub-Signature-256", prefix="sha256="), secret),
+                   [("X-Hub-Signature-256", "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest())]),
+        "paystack": (Verifier(VerifyConfig("paystack", ref, header="x-paystack-signature", algorithm="sha512"),
+                              secret),
+                     [("x-paystack-signature", hmac.new(secret, body, hashlib.sha512).hexdigest())]),
+    }
+    results = {}
+    for name, (verifier, headers) in cases.items():
+        assert verifier.problem(headers, body, now) is None, name
+        results[name] = 1e6 * statistics.median(
+            timeit.repeat(lambda: verifier.problem(headers, body, now), number=2000, repeat=5)) / 2000
+    config = DedupConfig(json_path=("id",))
+    results["dedup_json"] = 1e6 * statistics.median(
+        timeit.repeat(lambda: provider_event_id(config, [], body), number=2000, repeat=5)) / 2000
+    results["dedup_commit"] = _dedup_commit_cpu_us()
+    return results
+
+
+def _dedup_commit_cpu_us(batches: int = 60, size: int = 32) -> float:
+    """The group commit's CPU time per event with a dedup id minus without (median of alternating
+    rounds of `batches` commits of `size` events each, into a scratch database)."""
+    import statistics
+
+    from ductape_local.events import EventStore, ReceivedEvent, Target
+
+    with tempfile.TemporaryDirectory(prefix="ductape-bench-commit-") as workdir:
+        store = EventStore(str(pathlib.Path(workdir) / "events.db"))
+        target = Target("bench", PRODUCT, ACCESS_TAG, WEBHOOK, ENV, "http://127.0.0.1:9/", "POST")
+        serial = iter(range(10**9))
+        costs: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(5):
+            for dedup in (False, True):
+                work = []
+                for _ in range(batches):
+                    numbers = [next(serial) for _ in range(size)]
+                    work.append([(target, ReceivedEvent("POST", "/", "", [], event_body(n)),
+                                  (f"evt_{n:08d}", 86400.0) if dedup else None) for n in numbers])
+                started = time.process_time()
+                for batch in work:
+                    store.commit_ingress(batch)
+                costs[dedup].append(1e6 * (time.process_time() - started) / (batches * size))
+        store.close_thread_connection()
+    return statistics.median(costs[True]) - statistics.median(costs[False])
+
+
+def measure_verification(events: int, rounds: int, connections: int, time_limit: float) -> Verification:
+    with tempfile.TemporaryDirectory(prefix="ductape-bench-secret-") as workdir:
+        secret_file = pathlib.Path(workdir) / "stripe-signing-secret"
+        secret_file.write_text(SIGNING_SECRET, encoding="utf-8")
+        with LocalServer(seed=relay_seed(str(secret_file)), test_mode=False) as server:
+            return asyncio.run(_verification(server.url, events, rounds, connections, time_limit))
 
 
 def measure_sustained(seconds: float, connections: int, drain_limit: float, max_events: int) -> Sustained:

@@ -54,6 +54,10 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--relay-events", type=int, default=10000, help="events posted in the throughput run")
     parser.add_argument("--relay-connections", type=int, default=32, help="concurrent keep-alive connections")
     parser.add_argument("--relay-time-limit", type=float, default=60.0, help="seconds the loader may post for")
+    parser.add_argument("--verify-events", type=int, default=1000,
+                        help="events per leg and round in the verification run (plain, verified, verified+dedup)")
+    parser.add_argument("--verify-rounds", type=int, default=8,
+                        help="alternating rounds of the verification run (more rounds: less drift on a busy machine)")
     parser.add_argument("--sustain-seconds", type=float, default=30.0, help="length of the sustained run")
     parser.add_argument("--sustain-max-events", type=int, default=200_000,
                         help="events the sustained run posts at most")
@@ -77,6 +81,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         arguments.repeat = arguments.repeat_large = 1
         arguments.no_module_path = True
         arguments.relay_events, arguments.relay_connections = 200, 8
+        arguments.verify_events, arguments.verify_rounds = 100, 1
         arguments.sustain_seconds, arguments.sustain_max_events, arguments.drain_limit = 2.0, 400, 30.0
         arguments.latency_events, arguments.latency_rate = 100, 100.0
         arguments.hang_events, arguments.isolation_events, arguments.isolation_rate = 16, 20, 20.0
@@ -331,6 +336,35 @@ def relay_goals(bare: relay.BareStack, throughput: relay.Throughput, sustained: 
     ]
 
 
+VERIFICATION_LEGS = (("plain", "no verification"), ("verified", "Stripe signature verified"),
+                     ("verified_dedup", "verified + dedup by the body's id"))
+
+
+def verification_lines(verification: relay.Verification) -> list[str]:
+    lines = [f"Relay verification: {verification.events} events of {len(relay.event_body(0))} bytes per leg, "
+             f"{verification.rounds} alternating round(s), {verification.connections} connections, one server"]
+    for leg, label in VERIFICATION_LEGS:
+        accepted, seconds = verification.legs[leg]
+        line = f"  {label + ':':<38} {accepted} in {seconds:.2f}s = {verification.per_second(leg):,.0f} events/s"
+        if leg != "plain":
+            line += (f" = {verification.percent_of_plain(leg):.0f}% of no verification "
+                     f"({verification.added_us(leg):+.0f} us per event)")
+        lines.append(line)
+    cost = relay.verify_cpu_us()
+    lines.append(f"  CPU per check, in process (median of 5 x 2,000 calls): Stripe {cost['stripe']:.1f} us, "
+                 f"GitHub {cost['github']:.1f} us, Paystack {cost['paystack']:.1f} us, dedup id from JSON "
+                 f"{cost['dedup_json']:.1f} us; dedup in the group commit {cost['dedup_commit']:+.1f} us per event")
+    return lines
+
+
+def verification_goals(verification: relay.Verification) -> list[tuple[str, bool, str]]:
+    expected = verification.events * verification.rounds * len(verification.legs)  # warm-up not counted
+    return [(f"every signed event of the verification run was accepted and delivered ({verification.accepted} of "
+             f"{expected}; refused: {verification.rejections or 0})",
+             verification.accepted == expected and not verification.rejections and verification.undelivered == 0,
+             COUNT)]
+
+
 def relay_figures(bare, bare_fastapi, throughput, sustained, latency, isolation) -> dict:
     return {
         "bare_stack": {**vars(bare), "per_second": bare.per_second},
@@ -383,6 +417,8 @@ def main(argv: list[str]) -> int:
                                                 arguments.relay_time_limit)
         throughput = relay.measure_throughput(arguments.relay_events, arguments.relay_connections,
                                               arguments.relay_time_limit, delivery_wait=120.0)
+        verification = relay.measure_verification(arguments.verify_events, arguments.verify_rounds,
+                                                  arguments.relay_connections, arguments.relay_time_limit)
         sustained = relay.measure_sustained(arguments.sustain_seconds, arguments.relay_connections,
                                             arguments.drain_limit, arguments.sustain_max_events)
         latency = relay.measure_latency(arguments.latency_rate, arguments.latency_events,
@@ -392,8 +428,12 @@ def main(argv: list[str]) -> int:
         figures["load_average"]["after_relay"] = load_average()
         print()
         print("\n".join(relay_lines(bare, bare_fastapi, throughput, sustained, latency, isolation)))
+        print("\n".join(verification_lines(verification)))
         goals += relay_goals(bare, throughput, sustained, latency, isolation, arguments.smoke)
+        goals += verification_goals(verification)
         figures["relay"] = relay_figures(bare, bare_fastapi, throughput, sustained, latency, isolation)
+        figures["relay"]["verification"] = {
+            **vars(verification), **{f"{leg}_per_second": verification.per_second(leg) for leg in verification.legs}}
 
     print()
     print(f"Load average at the end: {load_average()}; {time.perf_counter() - started:.0f}s in all")

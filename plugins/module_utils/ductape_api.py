@@ -69,6 +69,7 @@ ROUTE_WEBHOOKS = "/webhooks/v1/webhooks"
 ROUTE_REGISTRATION = "/webhooks/v1/registrations/{uuid}"
 ROUTE_DELIVERIES = "/webhooks/v1/deliveries"
 ROUTE_DELIVERY = "/webhooks/v1/deliveries/{event_id}"
+ROUTE_DELIVERY_SUMMARY = "/webhooks/v1/deliveries/summary"
 
 
 def connection_argument_spec():
@@ -409,13 +410,25 @@ class DuctapeClient:
                 return None
             raise
 
+    # Ingress counts (issue 14): a ductape-local extension.
+
+    def delivery_summary(self, product, access_tag=None, webhook_tag=None, env=None):
+        """The product's delivery counts by status, with its rejected and duplicate events and the last
+        rejection (GET /webhooks/v1/deliveries/summary)."""
+        operation = "read the delivery summary of %s" % product
+        query = dict((name, value) for name, value in (
+            ("product", product), ("access_tag", access_tag), ("webhook_tag", webhook_tag), ("env", env)) if value)
+        return self._expect(self._call(operation, "GET", ROUTE_DELIVERY_SUMMARY, query=query, extension=True),
+                            dict, operation)
+
     # The transport.
 
     def warn(self, message):
         with self._warn_lock:
             self._warn(self._scrub(message))
 
-    def _call(self, operation, method, path, query=None, body=None, env_slugs=None, with_meta=False):
+    def _call(self, operation, method, path, query=None, body=None, env_slugs=None, with_meta=False,
+              extension=False):  # pylint: disable=unused-argument  # extension: contract X1 (branch compat)
         url = self.api_url + path
         attempt = 0
         while True:

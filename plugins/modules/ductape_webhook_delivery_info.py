@@ -15,6 +15,9 @@ description:
   - Lists the deliveries of provider events that reached Ductape through a wrapped link, newest
     first, each with every attempt made to forward it to the product's receiver (time, HTTP status,
     latency, error), and counts them by status.
+  - With O(product), also reports the events that Ductape refused at the door (a provider signature
+    that did not verify) and the repeats of provider events that it acknowledged without delivering
+    them again, for the same filters, with the reason of the last refusal.
   - Use it to check that a webhook works end to end after registering it, or to find the events
     that failed and why.
   - Read only; never changes anything and never returns a secret (no headers and no bodies of events, credentials
@@ -65,7 +68,8 @@ options:
     default: 50
 notes:
   - The delivery log is a feature of the Ductape middleware as the C(ductape-local) server implements it
-    (C(GET /webhooks/v1/deliveries)).
+    (C(GET /webhooks/v1/deliveries)); the rejected and duplicate counts come from its summary
+    (C(GET /webhooks/v1/deliveries/summary)), which needs O(product).
 seealso:
   - module: ductape.webhooks.ductape_webhook
   - module: ductape.webhooks.ductape_webhook_info
@@ -84,6 +88,18 @@ EXAMPLES = r"""
   ansible.builtin.assert:
     that: failed_deliveries.counts.failed == 0
     fail_msg: "{{ failed_deliveries.deliveries | map(attribute='last_error') | list }}"
+
+- name: Read the Stripe connection's ingress counts
+  ductape.webhooks.ductape_webhook_delivery_info:
+    product: my-product
+    access_tag: stripe-payments
+    limit: 1
+  register: stripe_ingress
+
+- name: Say why events were refused (a signing secret out of date?)
+  ansible.builtin.debug:
+    msg: "{{ stripe_ingress.counts.rejected }} refused, the last: {{ stripe_ingress.last_rejection.reason }}"
+  when: stripe_ingress.counts.rejected > 0
 
 - name: Look up one event that a provider says it sent
   ductape.webhooks.ductape_webhook_delivery_info:
@@ -158,6 +174,12 @@ deliveries:
       description: What went wrong in the latest attempt; null when it succeeded.
       type: str
       sample: null
+    duplicates:
+      description:
+        - How many repeats of this event (the same provider event id within the webhook's dedup window)
+          Ductape acknowledged without delivering them again; 0 from a server that does not deduplicate.
+      type: int
+      sample: 0
     attempts:
       description: Every attempt, oldest first.
       type: list
@@ -209,7 +231,40 @@ counts:
     failed:
       description: Deliveries given up on.
       type: int
-  sample: {pending: 0, delivered: 9, failed: 1}
+    rejected:
+      description:
+        - Events refused because their provider signature did not verify (answered 401, never stored),
+          since the registrations were made, for O(product) and the O(access_tag), O(webhook_tag) and O(env) filters
+          (not O(status) or O(limit)).
+        - Null without O(product), or with O(event_id).
+      type: int
+    duplicates:
+      description:
+        - Repeats of provider events acknowledged and not delivered again, for the same filters as RV(counts.rejected).
+        - Null without O(product), or with O(event_id).
+      type: int
+  sample: {pending: 0, delivered: 9, failed: 1, rejected: 2, duplicates: 1}
+last_rejection:
+  description:
+    - The latest refused event for the filters of RV(counts.rejected); null when there was none, without
+      O(product), or with O(event_id).
+    - The reason says what was wrong with the request; it never holds a secret or a signature.
+  returned: always
+  type: dict
+  contains:
+    reason:
+      description: Why the event was refused.
+      type: str
+    at:
+      description: When (ISO 8601, UTC).
+      type: str
+    registration_uuid:
+      description: The registration whose wrapped link refused it.
+      type: str
+  sample:
+    reason: "signature verification failed: the Stripe-Signature timestamp is 3600 s old, beyond the tolerance of 300 s (a replayed or delayed event)"
+    at: "2026-01-15T10:02:03.120Z"
+    registration_uuid: 0f8c2a4e-7d61-4b7a-9e55-3c2d1b0a9f87
 """
 
 from ansible_collections.ductape.webhooks.plugins.module_utils._engine import mask_urls_deep, read_webhooks, refusal
@@ -274,6 +329,7 @@ def run(params, check_mode, want_diff, warn):
     """Check, read, report; shared with the action plugin that runs it in the controller process."""
     if params["limit"] < 1:
         return refusal(["limit: must be 1 or more (got %d)" % params["limit"]])
+    summary = None
     try:
         client = client_for(params, warn)
         if params["event_id"]:
@@ -285,10 +341,17 @@ def run(params, check_mode, want_diff, warn):
                 return refusal(problems)
             filters = dict((name, params[name]) for name in ("product", "access_tag", "webhook_tag", "env", "status"))
             deliveries = client.deliveries(limit=params["limit"], **filters)
+            if params["product"]:
+                summary = client.delivery_summary(
+                    params["product"], params["access_tag"], params["webhook_tag"], params["env"])
     except DuctapeApiError as error:
         return refusal([str(error)])
     deliveries = mask_urls_deep(deliveries)
-    return {"changed": False, "deliveries": deliveries, "counts": counts_by_status(deliveries)}
+    counts = counts_by_status(deliveries)
+    counts["rejected"] = summary.get("rejected") if summary is not None else None
+    counts["duplicates"] = summary.get("duplicates") if summary is not None else None
+    last_rejection = summary.get("last_rejection") if summary is not None else None
+    return {"changed": False, "deliveries": deliveries, "counts": counts, "last_rejection": last_rejection}
 
 
 def main():

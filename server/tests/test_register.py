@@ -39,7 +39,7 @@ def test_register_creates_each_env_and_answers_the_contract_shape(api, tag):
     prd, stg = answer["envs"]
     assert set(prd) == {"uuid", "productEnv", "appEnv", "url", "method", "link", "active", "auth", "auth_digest",
                         "url_digest", "provider_registration", "created_at", "updated_at", "changed", "created",
-                        "state", "generation", "link_created_at", "previous_link"}
+                        "state", "generation", "link_created_at", "previous_link", "ingress"}
     assert (prd["productEnv"], prd["appEnv"], prd["method"]) == ("prd", "live", "POST")
     assert (stg["productEnv"], stg["appEnv"], stg["method"]) == ("stg", "test", "PUT")
     assert prd["created"] and prd["changed"] and stg["created"] and stg["changed"]

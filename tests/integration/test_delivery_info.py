@@ -193,7 +193,8 @@ def test_lists_every_delivery_newest_first_with_counts(run, events):
     assert everything["changed"] is False
     ids = [d["event_id"] for d in everything["deliveries"]]
     assert ids == (events["delivered"] + events["failed"])[::-1]
-    assert everything["counts"] == {"pending": 0, "delivered": 3, "failed": 1}
+    assert everything["counts"] == {"pending": 0, "delivered": 3, "failed": 1, "rejected": 0, "duplicates": 0}
+    assert everything["last_rejection"] is None
     first = everything["deliveries"][-1]
     assert (first["webhook_tag"], first["env"], first["status"], first["attempt_count"]) == (
         "payment_succeeded", "prd", "delivered", 1)
@@ -205,7 +206,7 @@ def test_filters_and_check_mode(run, events):
     failed = results["failed"]
     assert failed["changed"] is False
     assert [d["event_id"] for d in failed["deliveries"]] == events["failed"]
-    assert failed["counts"] == {"pending": 0, "delivered": 0, "failed": 1}
+    assert failed["counts"] == {"pending": 0, "delivered": 0, "failed": 1, "rejected": 0, "duplicates": 0}
     [record] = failed["deliveries"]
     assert [a["status_code"] for a in record["attempts"]] == [404]
     assert record["last_error"] == "receiver answered HTTP 404"
@@ -220,7 +221,8 @@ def test_one_event_by_id(run, events):
     results = run[0]
     assert [d["event_id"] for d in results["one"]["deliveries"]] == events["failed"]
     assert results["missing"]["deliveries"] == []
-    assert results["missing"]["counts"] == {"pending": 0, "delivered": 0, "failed": 0}
+    assert results["missing"]["counts"] == {"pending": 0, "delivered": 0, "failed": 0, "rejected": None,
+                                            "duplicates": None}
 
 
 def test_errors_name_what_was_wrong(run):

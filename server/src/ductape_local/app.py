@@ -11,6 +11,7 @@ from ductape_local.envelope import install_error_handlers
 from ductape_local.limits import Guard
 from ductape_local.registrations import Registrar
 from ductape_local.store import Store
+from ductape_local.verification import IngressRules
 
 
 def load_catalog(store: Store, config: ServerConfig) -> Catalog:
@@ -47,7 +48,8 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.store = store
     app.state.catalog = load_catalog(store, config)
     app.state.registrar = Registrar(store, config.public_url, config.provider_timeout)
-    app.state.middleware = ingress.Middleware(store, config)
+    # every signing secret is read now: one that cannot be read refuses the start (SeedError)
+    app.state.middleware = ingress.Middleware(store, config, IngressRules.for_catalog(app.state.catalog))
     install_error_handlers(app)
     app.include_router(control_plane.router)
     app.include_router(ingress.router)

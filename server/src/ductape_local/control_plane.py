@@ -15,6 +15,7 @@ from ductape_local.catalog import ENV_SLUG, HTTP_METHODS, Catalog, Connection, P
 from ductape_local.cursor import BadCursor, decode_cursor, encode_cursor
 from ductape_local.destinations import destination_refusal
 from ductape_local.envelope import ApiError, quoted, success
+from ductape_local.events import ingress_counts
 from ductape_local.limits import (
     MAX_AUTH_ENTRIES, MAX_AUTH_KEY_LENGTH, MAX_AUTH_VALUE_LENGTH, MAX_ENVS, MAX_TAG_LENGTH,
     MAX_URL_LENGTH,
@@ -170,7 +171,22 @@ def provider_view(registration: Registration, catalog: Catalog) -> dict[str, Any
     return dict(UNREGISTERED) if endpoint is not None else None
 
 
-def registration_view(registration: Registration, grant: Access) -> dict[str, Any]:
+def ingress_views(grant: Access, registrations: list[Registration]) -> dict[str, dict[str, Any]]:
+    """Each registration's `ingress` block: events refused (signature) and repeats not delivered again."""
+    from ductape_local.deliveries import iso_utc  # deliveries.py imports this module
+
+    with grant.store.connect() as conn:
+        counts = ingress_counts(conn, [r.uuid for r in registrations])
+    for entry in counts.values():
+        if entry["last_rejection"] is not None:
+            entry["last_rejection"]["at"] = iso_utc(entry["last_rejection"]["at"])
+    return counts
+
+
+def registration_view(registration: Registration, grant: Access,
+                      ingress: dict[str, Any] | None = None) -> dict[str, Any]:
+    if ingress is None:
+        ingress = ingress_views(grant, [registration])[registration.uuid]
     return {
         "uuid": registration.uuid,
         "productEnv": registration.product_env,
@@ -190,6 +206,7 @@ def registration_view(registration: Registration, grant: Access) -> dict[str, An
         "generation": registration.generation,
         "link_created_at": registration.link_created_at,
         "previous_link": previous_link_view(registration, grant),
+        "ingress": ingress,
     }
 
 
@@ -278,8 +295,10 @@ def list_webhooks(
         webhooks = [w for w in webhooks if w.tag > after]
     page, rest = webhooks[:limit], webhooks[limit:]
     registrations: dict[str, list[dict[str, Any]]] = {w.tag: [] for w in page}
-    for registration in grant.store.live_registrations(found.tag, connection.access_tag, list(registrations)):
-        registrations[registration.webhook_tag].append(registration_view(registration, grant))
+    live = grant.store.live_registrations(found.tag, connection.access_tag, list(registrations))
+    ingress = ingress_views(grant, live)
+    for registration in live:
+        registrations[registration.webhook_tag].append(registration_view(registration, grant, ingress[registration.uuid]))
     data = [{"tag": w.tag, "name": w.name, "config": registrations[w.tag]} for w in page]
     next_cursor = encode_cursor(WEBHOOKS_CURSOR, [connection.app, page[-1].tag]) if page and rest else None
     # product_envs: a ductape-local extension, so that a client can name the product's envs when a

@@ -8,6 +8,11 @@ deliveries of its products. A delivery reads as:
   retried and on what answer) and since when (``at``); ``dead_letter`` is null otherwise. Replay takes
   a dead letter (or any delivery not in flight) back to ``pending`` with a fresh retry budget.
 - ``attempts``: every attempt with its status code (null without an answer), latency and error.
+- ``duplicates``: how many repeats of the event (the same provider event id within the webhook
+  definition's dedup window, see dedup.py) were acknowledged and not delivered again.
+
+The summary route counts a product's deliveries by status beside the events refused at the door
+(``rejected``: a provider signature that did not verify, see verification.py) and the duplicates.
 
 The event id (``event_id``, sent as ``X-Ductape-Event-Id``) never changes, across retries and
 replays: delivery is at-least-once, and receivers deduplicate by it.
@@ -67,6 +72,7 @@ def wire_delivery(record: dict[str, Any]) -> dict[str, Any]:
         "last_error": record["last_error"],
         "dead_letter": dead_letter,
         "test": bool(record.get("test")),
+        "duplicates": record.get("duplicates") or 0,
         "attempts": [
             {
                 "n": attempt["n"],
@@ -142,6 +148,34 @@ def list_deliveries(
     records, last_seq = _middleware(request).events.list(where, limit, _cursor_position(cursor))
     next_cursor = encode_cursor(CURSOR_KIND, last_seq) if last_seq is not None else None
     return success([wire_delivery(record) for record in records], meta={"next_cursor": next_cursor})
+
+
+# Declared before /webhooks/v1/deliveries/{event_id}, which would read "summary" as an event id.
+@router.get("/webhooks/v1/deliveries/summary",
+            summary="Counts of a product's deliveries by status, of rejected and of duplicate events (our extension)")
+def deliveries_summary(
+    request: Request,
+    grant: AccessDep,
+    product: Annotated[str, Query(min_length=1)],
+    access_tag: Annotated[str | None, Query(min_length=1)] = None,
+    webhook_tag: Annotated[str | None, Query(min_length=1)] = None,
+    env: Annotated[str | None, Query(min_length=1)] = None,
+) -> dict[str, Any]:
+    where = DeliveryFilter(products=(grant.product(product).tag,), access_tag=access_tag,
+                           webhook_tag=webhook_tag, env=env)
+    found = _middleware(request).events.summary(where)
+    states = found["states"]
+    last = found["last_rejection"]
+    return success({
+        "pending": states.get(PENDING, 0) + states.get(IN_FLIGHT, 0),
+        "delivered": states.get(DELIVERED, 0),
+        "failed": states.get(FAILED, 0),
+        "rejected": found["rejected"],
+        "duplicates": found["duplicates"],
+        "last_rejection": None if last is None else {
+            "reason": last["last_rejection_reason"], "at": iso_utc(last["last_rejection_at"]),
+            "registration_uuid": last["registration_uuid"]},
+    })
 
 
 @router.get("/webhooks/v1/deliveries/{event_id}", summary="One delivery with every attempt")

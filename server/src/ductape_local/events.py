@@ -8,6 +8,11 @@ Internal states: ``pending`` (due at ``next_attempt_at``), ``in_flight`` (claime
 ``delivered`` and ``failed``. A ``failed`` delivery is a dead letter: its retries ran out or its last
 outcome was not worth retrying; ``dead_letter_reason`` says which, and replay makes it ``pending`` again.
 How a delivery reads on the wire is deliveries.py's business (``in_flight`` reads as ``pending`` there).
+
+Beside the events: ``middleware_dedup`` holds the provider event ids accepted per registration key
+until their window ends (dedup.py), and ``middleware_ingress`` counts per registration the events
+refused at the door and the repeats acknowledged without a delivery; the group commit
+(``commit_ingress``) writes all three in one transaction.
 """
 
 from __future__ import annotations
@@ -53,7 +58,8 @@ CREATE TABLE IF NOT EXISTS middleware_events (
     dead_letter_reason TEXT,
     dead_lettered_at  REAL,
     test              INTEGER NOT NULL DEFAULT 0,
-    max_attempts      INTEGER
+    max_attempts      INTEGER,
+    duplicates        INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS middleware_events_due ON middleware_events (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS middleware_events_product ON middleware_events (product, seq);
@@ -66,11 +72,38 @@ CREATE TABLE IF NOT EXISTS middleware_attempts (
     error       TEXT,
     PRIMARY KEY (event_id, n)
 ) WITHOUT ROWID;
+-- The provider event ids accepted per registration key (dedup.py), each until its window ends.
+CREATE TABLE IF NOT EXISTS middleware_dedup (
+    product           TEXT NOT NULL,
+    access_tag        TEXT NOT NULL,
+    webhook_tag       TEXT NOT NULL,
+    env               TEXT NOT NULL,
+    provider_event_id TEXT NOT NULL,
+    event_id          TEXT NOT NULL,
+    expires_at        REAL NOT NULL,
+    PRIMARY KEY (product, access_tag, webhook_tag, env, provider_event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS middleware_dedup_expiry ON middleware_dedup (expires_at);
+-- Per registration: events refused at the door (signature) and repeats acknowledged, not delivered.
+CREATE TABLE IF NOT EXISTS middleware_ingress (
+    registration_uuid     TEXT PRIMARY KEY,
+    product               TEXT NOT NULL,
+    access_tag            TEXT NOT NULL,
+    webhook_tag           TEXT NOT NULL,
+    env                   TEXT NOT NULL,
+    rejected              INTEGER NOT NULL DEFAULT 0,
+    duplicates            INTEGER NOT NULL DEFAULT 0,
+    last_rejection_reason TEXT,
+    last_rejection_at     REAL
+);
 """
 
 # Columns added after the first release, added to older databases on open.
 _ADDED_COLUMNS = (("dead_letter_reason", "TEXT"), ("dead_lettered_at", "REAL"),
-                  ("test", "INTEGER NOT NULL DEFAULT 0"), ("max_attempts", "INTEGER"))
+                  ("test", "INTEGER NOT NULL DEFAULT 0"), ("max_attempts", "INTEGER"),
+                  ("duplicates", "INTEGER NOT NULL DEFAULT 0"))
+# How often the group commit drops the dedup ids whose window has ended.
+DEDUP_PRUNE_EVERY_S = 60.0
 
 _CLAIM_COLUMNS = (
     "event_id, registration_uuid, webhook_tag, env, target_url, target_method, request_query, "
@@ -119,6 +152,24 @@ class ReceivedEvent:
     test: bool = False
     # the most attempts per round (None: the retry schedule decides)
     max_attempts: int | None = None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An event refused at the door (its signature): counted for its registration, never stored."""
+
+    target: Target
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What the group commit made of an event: the id it is answered with, and whether it repeats
+    an event accepted before (that event's id; the repeat is not stored)."""
+
+    event_id: str
+    duplicate: bool = False
 
 
 @dataclass(frozen=True)
@@ -175,16 +226,7 @@ class ReplayFilter(DeliveryFilter):
 
 def _filter_clauses(where: DeliveryFilter) -> tuple[list[str], list[Any]]:
     """The SQL conditions (and parameters) of a delivery filter; `where.products` must not be empty."""
-    clauses = [f"product IN ({', '.join('?' for _ in where.products)})"]
-    params: list[Any] = list(where.products)
-    for column, value in (
-        ("access_tag", where.access_tag),
-        ("webhook_tag", where.webhook_tag),
-        ("env", where.env),
-    ):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
+    clauses, params = _scope_clauses(where)
     if where.status == PENDING:
         clauses.append("state IN (?, ?)")
         params.extend((PENDING, IN_FLIGHT))
@@ -240,6 +282,7 @@ class EventStore:
         self._db_path = db_path
         self._busy_timeout_s = busy_timeout_s
         self._local = threading.local()
+        self._last_prune = 0.0
         with self._connection() as conn:
             conn.executescript(_SCHEMA)
             present = {row["name"] for row in conn.execute("PRAGMA table_info(middleware_events)")}
@@ -283,13 +326,24 @@ class EventStore:
         return event_id
 
     def add_events(self, events: list[tuple[Target, ReceivedEvent]]) -> list[str]:
-        """Commits all the events in one transaction (group commit) and returns their ids, in order.
+        """Commits all the events in one transaction (group commit) and returns their ids, in order."""
+        return [outcome.event_id for outcome in self.commit_ingress([(t, e, None) for t, e in events])]
 
-        Either every event is committed or none is (the exception is raised after the rollback). While
-        another connection holds the write lock it tries again, for as long as the busy timeout.
+    def commit_ingress(
+        self,
+        events: list[tuple[Target, ReceivedEvent, tuple[str, float] | None]],
+        rejections: Iterable[Rejection] = (),
+    ) -> list[Accepted]:
+        """The group commit: every event (with its provider event id and dedup window, or None) and
+        every rejection's count, in one transaction; returns what each event is answered with, in order.
+
+        An event whose provider id was accepted for its registration key within the window (in the
+        database, or earlier in this batch) is not stored: it is answered with the first event's id
+        and counted as a duplicate of it. Either everything is committed or nothing is (the exception
+        is raised after the rollback). While another connection holds the write lock it tries again,
+        for as long as the busy timeout.
         """
-        rows = [self._event_row(target, event, None) for target, event in events]
-        statements = _insert_statements([row for _, row in rows])
+        rejections = list(rejections)
         conn = self._connection()
         # SQLite's own busy handler sleeps 1, 2, 5, 10... ms between tries for the write lock, which the
         # delivery threads take for every claim and attempt; waiting requests are better served by
@@ -301,9 +355,7 @@ class EventStore:
             while True:
                 try:
                     with immediate_transaction(conn):
-                        for statement, parameters in statements:
-                            conn.execute(statement, parameters)
-                    break
+                        return self._write_ingress(conn, events, rejections)
                 except sqlite3.OperationalError as error:
                     if getattr(error, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
                         raise
@@ -311,7 +363,86 @@ class EventStore:
                 pause = min(pause * 2, WRITE_LOCK_POLL_S)
         finally:
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_s * 1000)}")
-        return [event_id for event_id, _ in rows]
+
+    @staticmethod
+    def _known_ids(conn: sqlite3.Connection, events: list[tuple[Target, ReceivedEvent, tuple[str, float] | None]],
+                   now: float) -> dict[tuple[str, ...], str]:
+        """The provider ids of these events accepted before and still within their window, with the
+        event id they were accepted as: one SELECT per registration key (and per 500 ids)."""
+        wanted: dict[tuple[str, str, str, str], set[str]] = {}
+        for target, _, dedup in events:
+            if dedup is not None:
+                scope = (target.product, target.access_tag, target.webhook_tag, target.env)
+                wanted.setdefault(scope, set()).add(dedup[0])
+        known: dict[tuple[str, ...], str] = {}
+        for scope, ids in wanted.items():
+            ordered = sorted(ids)
+            for start in range(0, len(ordered), 500):
+                part = ordered[start:start + 500]
+                for row in conn.execute(
+                    "SELECT provider_event_id, event_id FROM middleware_dedup WHERE product = ? AND access_tag = ? "
+                    "AND webhook_tag = ? AND env = ? AND expires_at > ? AND provider_event_id IN "
+                    f"({', '.join('?' for _ in part)})", (*scope, now, *part)):
+                    known[(*scope, row[0])] = row[1]
+        return known
+
+    def _write_ingress(
+        self,
+        conn: sqlite3.Connection,
+        events: list[tuple[Target, ReceivedEvent, tuple[str, float] | None]],
+        rejections: list[Rejection],
+    ) -> list[Accepted]:
+        """commit_ingress's statements, inside its transaction."""
+        now = time.time()
+        outcomes: list[Accepted] = []
+        rows: list[tuple] = []
+        seen = self._known_ids(conn, events, now)  # dedup key -> event id, this batch's added as it goes
+        repeats: dict[str, int] = {}  # first event id -> repeats in this batch
+        new_ids: list[tuple] = []  # middleware_dedup rows of the events accepted now
+        counts: dict[str, list] = {}  # registration uuid -> [target, rejected, duplicates, reason, at]
+        for target, event, dedup in events:
+            if dedup is not None:
+                provider_id, window = dedup
+                key = (target.product, target.access_tag, target.webhook_tag, target.env, provider_id)
+                first = seen.get(key)
+                if first is not None:
+                    outcomes.append(Accepted(first, duplicate=True))
+                    repeats[first] = repeats.get(first, 0) + 1
+                    counts.setdefault(target.registration_uuid, [target, 0, 0, None, None])[2] += 1
+                    continue
+            event_id, row = self._event_row(target, event, now)
+            rows.append(row)
+            outcomes.append(Accepted(event_id))
+            if dedup is not None:
+                seen[key] = event_id
+                new_ids.append((*key, event_id, now + window))
+        for statement, parameters in _insert_statements(rows):
+            conn.execute(statement, parameters)
+        if new_ids:
+            conn.executemany("INSERT OR REPLACE INTO middleware_dedup (product, access_tag, webhook_tag, env, "
+                             "provider_event_id, event_id, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)", new_ids)
+        if repeats:
+            conn.executemany("UPDATE middleware_events SET duplicates = duplicates + ? WHERE event_id = ?",
+                             [(n, event_id) for event_id, n in repeats.items()])
+        for rejection in rejections:
+            entry = counts.setdefault(rejection.target.registration_uuid, [rejection.target, 0, 0, None, None])
+            entry[1] += 1
+            if entry[4] is None or rejection.at >= entry[4]:
+                entry[3], entry[4] = rejection.reason, rejection.at
+        if counts:
+            conn.executemany(
+                "INSERT INTO middleware_ingress (registration_uuid, product, access_tag, webhook_tag, env, "
+                "rejected, duplicates, last_rejection_reason, last_rejection_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (registration_uuid) DO UPDATE SET rejected = rejected + excluded.rejected, "
+                "duplicates = duplicates + excluded.duplicates, "
+                "last_rejection_reason = COALESCE(excluded.last_rejection_reason, last_rejection_reason), "
+                "last_rejection_at = COALESCE(excluded.last_rejection_at, last_rejection_at)",
+                [(uuid, t.product, t.access_tag, t.webhook_tag, t.env, rejected, duplicates, reason, at)
+                 for uuid, (t, rejected, duplicates, reason, at) in counts.items()])
+        if now - self._last_prune >= DEDUP_PRUNE_EVERY_S:
+            conn.execute("DELETE FROM middleware_dedup WHERE expires_at <= ?", (now,))
+            self._last_prune = now
+        return outcomes
 
     @staticmethod
     def _event_row(target: Target, event: ReceivedEvent, now: float | None) -> tuple[str, tuple]:
@@ -366,7 +497,7 @@ class EventStore:
         with immediate_transaction(conn):
             first = conn.execute(
                 f"SELECT target_url FROM middleware_events WHERE state = ? AND next_attempt_at <= ?{skip} "
-                f"ORDER BY next_attempt_at LIMIT 1",
+                f"ORDER BY next_attempt_at, seq LIMIT 1",
                 (PENDING, moment, *params),
             ).fetchone()
             if first is None:
@@ -376,11 +507,12 @@ class EventStore:
             rows = conn.execute(
                 f"UPDATE middleware_events SET state = ? WHERE seq IN ("
                 f"  SELECT seq FROM middleware_events WHERE state = ? AND next_attempt_at <= ? AND target_url = ?"
-                f"  ORDER BY next_attempt_at LIMIT ?"
-                f") RETURNING {_CLAIM_COLUMNS}, next_attempt_at",
+                f"  ORDER BY next_attempt_at, seq LIMIT ?"
+                f") RETURNING {_CLAIM_COLUMNS}, next_attempt_at, seq",
                 (IN_FLIGHT, PENDING, moment, url, max(1, count)),
             ).fetchall()
-        rows.sort(key=lambda row: row["next_attempt_at"])
+        # due order; events received in one group commit share their time and go in receipt order
+        rows.sort(key=lambda row: (row["next_attempt_at"], row["seq"]))
         return [
             ClaimedDelivery(
                 event_id=row["event_id"],
@@ -496,6 +628,25 @@ class EventStore:
         records = [_record(row, attempts_by_event.get(row["event_id"], [])) for row in page]
         return records, (page[-1]["seq"] if more else None)
 
+    def summary(self, where: DeliveryFilter) -> dict[str, Any]:
+        """Counts of deliveries by state, of rejected and duplicate events, and the last rejection."""
+        if not where.products:
+            return {"states": {}, "rejected": 0, "duplicates": 0, "last_rejection": None}
+        scope, params = _scope_clauses(where)
+        clauses = " AND ".join(scope)
+        conn = self._connection()
+        states = {row[0]: row[1] for row in conn.execute(
+            f"SELECT state, COUNT(*) FROM middleware_events WHERE {clauses} GROUP BY state", params)}
+        totals = conn.execute(
+            f"SELECT COALESCE(SUM(rejected), 0), COALESCE(SUM(duplicates), 0) FROM middleware_ingress "
+            f"WHERE {clauses}", params).fetchone()
+        last = conn.execute(
+            f"SELECT registration_uuid, last_rejection_reason, last_rejection_at FROM middleware_ingress "
+            f"WHERE {clauses} AND last_rejection_at IS NOT NULL ORDER BY last_rejection_at DESC LIMIT 1",
+            params).fetchone()
+        return {"states": states, "rejected": totals[0], "duplicates": totals[1],
+                "last_rejection": dict(last) if last is not None else None}
+
     @staticmethod
     def _attempts_of(conn: sqlite3.Connection, event_ids: list[str]) -> dict[str, list]:
         if not event_ids:
@@ -569,6 +720,35 @@ class EventStore:
                 (*params, event_id),
             )
             return row["state"]
+
+
+def _scope_clauses(where: DeliveryFilter) -> tuple[list[str], list[Any]]:
+    """The SQL conditions of a filter's product, tags and env (not its status), over either table
+    (deliveries or ingress counts); `where.products` must not be empty."""
+    clauses = [f"product IN ({', '.join('?' for _ in where.products)})"]
+    params: list[Any] = list(where.products)
+    for column, value in (("access_tag", where.access_tag), ("webhook_tag", where.webhook_tag), ("env", where.env)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return clauses, params
+
+
+def ingress_counts(conn: sqlite3.Connection, registration_uuids: list[str]) -> dict[str, dict[str, Any]]:
+    """Each registration's rejected and duplicate counts and last rejection (zeros when none yet)."""
+    counts = {uuid: {"rejected": 0, "duplicates": 0, "last_rejection": None} for uuid in registration_uuids}
+    if registration_uuids:
+        for row in conn.execute(
+            f"SELECT registration_uuid, rejected, duplicates, last_rejection_reason, last_rejection_at "
+            f"FROM middleware_ingress WHERE registration_uuid IN ({', '.join('?' for _ in registration_uuids)})",
+            registration_uuids,
+        ):
+            counts[row[0]] = {
+                "rejected": row[1],
+                "duplicates": row[2],
+                "last_rejection": None if row[4] is None else {"reason": row[3], "at": row[4]},
+            }
+    return counts
 
 
 def _exclusion(destinations: Iterable[str]) -> tuple[str, tuple[str, ...]]:

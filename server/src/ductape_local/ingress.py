@@ -30,8 +30,9 @@ from .batching import BatchingThread
 from .config import ServerConfig
 from .delivery import DeliveryWorker, loop_refusal
 from .envelope import ApiError, failure_response, quoted, success
-from .events import EventStore, ReceivedEvent, Target
+from .events import EventStore, ReceivedEvent, Rejection, Target
 from .store import DISABLED, Registration, Store, parse_utc
+from .verification import NO_RULE, IngressRule, IngressRules, admit
 
 INGRESS_PREFIX = "/webhooks/v1/process/"
 INGRESS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -68,21 +69,42 @@ class GroupCommit:
 
     def _commit(self, batch: list) -> None:
         outcomes: list[Any] = [None] * len(batch)
-        accepted: list[tuple[int, Target, ReceivedEvent]] = []
+        accepted: list[tuple[int, Target, ReceivedEvent, tuple[str, float] | None]] = []
+        rejections: list[Rejection] = []
+        now = time.time()
         for index, (uuid, received, _, _) in enumerate(batch):
             try:
-                accepted.append((index, self._middleware.live_target(uuid), received))
+                target, rule = self._middleware.live_ingress(uuid)
             except Exception as error:  # pylint: disable=broad-except  # 404/410 go to that request
                 outcomes[index] = error
-        if accepted:
+                continue
             try:
-                ids = self._middleware.events.add_events([(target, received) for _, target, received in accepted])
+                # a test event is sent by the registration's owner (the access key authenticated it),
+                # not by the provider: no provider signature to check, no provider event id
+                admission = admit(NO_RULE if received.test else rule, received.headers, received.body, now)
+            except Exception as error:  # pylint: disable=broad-except  # this request fails, not the batch
+                log.error("could not check an event for registration %s: %s", target.registration_uuid,
+                          type(error).__name__)
+                outcomes[index] = error
+                continue
+            if admission.rejection is not None:
+                # the reason names what was wrong with the request, never the secret or a signature
+                log.warning("event refused for registration %s: %s", target.registration_uuid, admission.rejection)
+                rejections.append(Rejection(target, admission.rejection, now))
+                outcomes[index] = ApiError(401, admission.rejection)
+                continue
+            accepted.append((index, target, received, admission.dedup))
+        if accepted or rejections:
+            try:
+                results: list[Any] = self._middleware.events.commit_ingress(
+                    [(target, received, dedup) for _, target, received, dedup in accepted], rejections)
             except Exception as error:  # pylint: disable=broad-except  # nothing was committed: each request fails
                 log.exception("could not commit %d events", len(accepted))
-                ids = [error] * len(accepted)
-            for (index, _, _), outcome in zip(accepted, ids):
-                outcomes[index] = outcome
-            self._middleware.worker.wake()
+                results = [error] * len(accepted)
+            for (index, _, _, _), outcome in zip(accepted, results):
+                outcomes[index] = outcome.event_id if not isinstance(outcome, BaseException) else outcome
+            if accepted:
+                self._middleware.worker.wake()
         # one call per event loop (one per server process) settles every answer of the batch
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any]]] = {}
         for (_, _, loop, answer), outcome in zip(batch, outcomes):
@@ -107,27 +129,36 @@ def _settle(answers: list[tuple[asyncio.Future, Any]]) -> None:
 class Middleware:
     """The event store and the delivery worker of one server process; kept at app.state.middleware."""
 
-    def __init__(self, registrations: Store, config: ServerConfig):
+    def __init__(self, registrations: Store, config: ServerConfig, rules: IngressRules | None = None):
         self.registrations = registrations
+        # each webhook definition's signature check and dedup (verification.py); None: none at all
+        self.rules = rules
         self.max_body = config.max_body
         self.events = EventStore(str(config.db_path))
         self.worker = DeliveryWorker.for_config(self.events, config, on_delivered=registrations.mark_active)
-        # uuid -> (registrations_version when read, Target, end of a rotation's grace period or None):
-        # the accept path reads the registration once per version instead of opening a connection per event.
-        self._targets: dict[str, tuple[int, Target, float | None]] = {}
+        # uuid -> (registrations_version when read, Target, IngressRule, end of a rotation's grace period
+        # or None): the accept path reads the registration once per version instead of opening a
+        # connection per event.
+        self._targets: dict[str, tuple[int, Target, IngressRule, float | None]] = {}
         self.group_commit = GroupCommit(self)
         self.ingress = EventIngress(self)
 
     def live_target(self, uuid: str) -> Target:
         """Where an event for this link goes; 404 or 410 (ApiError) when the link forwards nowhere."""
+        return self.live_ingress(uuid)[0]
+
+    def live_ingress(self, uuid: str) -> tuple[Target, IngressRule]:
+        """live_target, and the rule (signature check, dedup) that this link's events pass."""
         version = self.registrations.registrations_version
         cached = self._targets.get(uuid)
-        if cached is not None and cached[0] == version and (cached[2] is None or time.time() < cached[2]):
-            return cached[1]
+        if cached is not None and cached[0] == version and (cached[3] is None or time.time() < cached[3]):
+            return cached[1], cached[2]
         registration, grace_until = _live_registration(self, uuid)
         target = _target(registration)
-        self._targets[uuid] = (version, target, grace_until)
-        return target
+        rule = NO_RULE if self.rules is None else self.rules.rule(
+            registration.product, registration.access_tag, registration.webhook_tag, registration.app_env)
+        self._targets[uuid] = (version, target, rule, grace_until)
+        return target, rule
 
 
 @asynccontextmanager

@@ -441,6 +441,21 @@ def _read_one(client, product, access_tag, tag, stop):
     return {(access_tag, tag): Reading(None, product_envs, app_tags)}
 
 
+def filter_problems(client, product, access_tag, webhook_tag=None, env=None):
+    """The problems of a filter (webhook tag, env) for a product's access tag, from one read of this module's
+    rule: an unknown webhook names the app's tags, an unknown env the product's envs. ([problems], Reading)."""
+    pair = (access_tag, webhook_tag)
+    reading = read_webhooks(client, product, [pair], 1)[pair]
+    if reading.error:
+        return [reading.error], reading
+    problems = []
+    if webhook_tag and reading.webhook is None:
+        problems.extend(webhook_tag_problems("webhook_tag", webhook_tag, access_tag, reading.app_tags or []))
+    if env:
+        problems.extend(env_exists_problems("env", env, product, reading.product_envs))
+    return problems, reading
+
+
 def registrations_by_env(webhook):
     """{product env slug: registration} of one WEBHOOK of the listing."""
     found = {}

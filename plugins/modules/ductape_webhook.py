@@ -20,10 +20,10 @@ description:
   - The current registrations are read first and compared on url, method and a digest of the auth; only the envs
     that differ are written. Environments not listed are never touched.
   - With O(state=absent), the registrations of the listed environments are removed, and nothing else.
-  - With O(state=disabled), the registrations of the listed environments stop forwarding: each keeps its uuid and
+  - With O(state=disabled), the registrations of the listed environments stop forwarding; each keeps its uuid and
     link, which answers HTTP 410 and stores nothing, until O(state=present) enables it again on the same link.
   - O(link_generation) and O(rotate_older_than) rotate a registration's link declaratively (a new uuid and link;
-    the old link keeps working for O(rotation_grace) seconds): only when the registration is below the generation or
+    the old link keeps working for O(rotation_grace) seconds), only when the registration is below the generation or
     its link is older than the age, so a second run with the same options rotates nothing.
   - With O(prune) (batch form), the registrations of the listed access tags that the task neither lists nor keeps
     (O(prune_keep)) are removed or disabled; without it, nothing that is not listed is ever touched.

@@ -69,8 +69,8 @@ options:
           - Credentials inside it (C(user:pass@), C(?token=)) are shown masked in every output; a changed one is
             still noticed where the API gives the url's digest.
           - Required with O(state=present); ignored with O(state=absent).
-      - With O(state=disabled), optional: given, the registration is created or updated to it first, then
-        disabled; not given, an existing registration is only disabled, and none is created.
+          - With O(state=disabled), optional. Given, the registration is created or updated to it first, then
+            disabled; not given, an existing registration is only disabled, and none is created.
         type: str
       method:
         description: The HTTP method Ductape forwards events with.

@@ -140,7 +140,7 @@ options:
       - V(present) creates or updates the registration of each listed env, and enables it again where it is
         disabled (the same uuid and link).
       - V(absent) removes the registration of each listed env; only O(envs[].slug) is needed.
-      - V(disabled) disables the registration of each listed env (see O(envs[].url)): its link answers HTTP 410
+      - V(disabled) disables the registration of each listed env (see O(envs[].url)); its link answers HTTP 410
         and stores nothing, the registration keeps its uuid and link. Needs a Ductape API with the lifecycle
         extension (ductape-local).
     type: str

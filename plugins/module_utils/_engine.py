@@ -542,8 +542,8 @@ def plan_env(env, current, state, now=None):
             return None, "%s in env %s" % (problem, quoted(env.slug))
         steps.extend([STEP_ROTATE] * due)
     if action == UNCHANGED and steps:
-        action = dict(enable=ENABLED, disable=DISABLED, rotate=ROTATED)[steps[-1] if steps[-1] == STEP_ROTATE
-                                                                          else steps[0]]
+        # What a reader looks for first: a new link, else the change of state.
+        action = ROTATED if STEP_ROTATE in steps else dict(enable=ENABLED, disable=DISABLED)[steps[0]]
     return EnvOutcome(env, action, current, None, auth_changed, steps), None
 
 

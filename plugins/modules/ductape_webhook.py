@@ -425,7 +425,10 @@ envs:
           else null.
       type: dict
       returned: when the API reports the registration's lifecycle (ductape-local), or a lifecycle step was asked for
-      sample: {uuid: 0f8c2a4e-7d61-4b7a-9e55-3c2d1b0a9f87, link: "https://webhooks.ductape.app/webhooks/v1/process/0f8c2a4e-7d61-4b7a-9e55-3c2d1b0a9f87", expires_at: "2026-12-02T03:10:00Z"}
+      sample:
+        uuid: 0f8c2a4e-7d61-4b7a-9e55-3c2d1b0a9f87
+        link: https://webhooks.ductape.app/webhooks/v1/process/0f8c2a4e-7d61-4b7a-9e55-3c2d1b0a9f87
+        expires_at: "2026-12-02T03:10:00Z"
     rotated:
       description:
         - How many times the link was rotated (in check mode, would be); RV(envs[].link) is then the new link (in

@@ -59,8 +59,8 @@ def test_plan_env_decides_the_action_and_the_steps(state, current, url, expected
     (None, 90 * 86400, 7, "2026-09-02T00:00:00+00:00", 1),
     (2, 86400, 2, "2026-11-01T00:00:00Z", 1),  # either rule
 ])
-def test_rotations_are_due_below_the_generation_or_past_the_age(generation, older_than, current_generation,
-                                                               created, due):
+def test_rotations_are_due_below_the_generation_or_past_the_age(
+        generation, older_than, current_generation, created, due):
     rotation = engine.Rotation(generation, older_than, grace=60)
     outcome, problem = engine.plan_env(env("prd", rotation=rotation),
                                        registration("prd", "u1", generation=current_generation, created=created),

@@ -69,7 +69,7 @@ def test_a_delivered_event_passes(scripted):
 
 
 def test_the_wait_is_bounded_and_the_timeout_says_what_to_do(scripted):
-    pending = [delivery("pending", 500) for _ in range(200)]
+    pending = [delivery("pending", 500)] * 200
     http = scripted([listing(), answer(202, {"event_id": "evt_1", "registration_uuid": "u1"})] + pending)
     result = module.run(dict(PARAMS, wait_timeout=2.0), False, False, None)
     polls = len(http.sent) - 2

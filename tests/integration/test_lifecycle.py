@@ -116,38 +116,38 @@ def steps(ok, fail):
         "prune_keep": [{"access_tag": ACCESS_TAG, "webhook_tag": "charge_captured", "envs": ["stg"]}]}}
     return [
         Step("setup", hook("payment_succeeded", paid)),
-        Step("setup_refunded", hook("charge_refunded", [{"slug": "dev", "url": fail + "/r"}])),
+        Step("setup_refunded", hook("charge_refunded", [{"slug": "dev", "url": fail + "/r"}]), read_state=False),
         Step("setup_disputed", hook("dispute_created", [{"slug": "dev", "url": ok + "/d"},
-                                                        {"slug": "prd", "url": ok + "/d"}])),
+                                                        {"slug": "prd", "url": ok + "/d"}]), read_state=False),
         Step("setup_captured", hook("charge_captured", captured)),
         # Disable and enable.
         Step("disable_check", hook("payment_succeeded", stg_only, state="disabled"), check_mode=True),
         Step("disable", hook("payment_succeeded", stg_only, state="disabled")),
-        Step("disable_again", hook("payment_succeeded", stg_only, state="disabled")),
-        Step("test_disabled", webhook_test_task("payment_succeeded", "stg"), expect_failure=True),
+        Step("disable_again", hook("payment_succeeded", stg_only, state="disabled"), read_state=False),
+        Step("test_disabled", webhook_test_task("payment_succeeded", "stg"), expect_failure=True, read_state=False),
         Step("enable_check", hook("payment_succeeded", paid), check_mode=True),
         Step("enable", hook("payment_succeeded", paid)),
-        Step("enable_again", hook("payment_succeeded", paid)),
+        Step("enable_again", hook("payment_succeeded", paid), read_state=False),
         # Rotation with a grace period, while the stream posts to the old prd link.
         Step("rotate_check", hook("payment_succeeded", paid[:1], **rotate), check_mode=True),
         Step("rotate", hook("payment_succeeded", paid[:1], **rotate)),
-        Step("rotate_again", hook("payment_succeeded", paid[:1], **rotate)),
+        Step("rotate_again", hook("payment_succeeded", paid[:1], **rotate), read_state=False),
         Step("rotate_not_old", hook("payment_succeeded", paid[:1], rotate_older_than="30d", rotation_grace=GRACE)),
-        Step("rotate_no_grace", hook("charge_captured", captured, link_generation=2)),
+        Step("rotate_no_grace", hook("charge_captured", captured, link_generation=2), read_state=False),
         # The test module.
-        Step("test_check", webhook_test_task("payment_succeeded", "prd"), check_mode=True),
-        Step("test_ok", webhook_test_task("payment_succeeded", "prd")),
-        Step("test_fail", webhook_test_task("charge_refunded", "dev", max_attempts=2), expect_failure=True),
+        Step("test_check", webhook_test_task("payment_succeeded", "prd"), check_mode=True, read_state=False),
+        Step("test_ok", webhook_test_task("payment_succeeded", "prd"), read_state=False),
+        Step("test_fail", webhook_test_task("charge_refunded", "dev", max_attempts=2), expect_failure=True, read_state=False),
         # Replay.
-        Step("replay_check", replay(access_tag=ACCESS_TAG, env="dev", status="failed"), check_mode=True),
-        Step("replay", replay(access_tag=ACCESS_TAG, env="dev", status="failed")),
-        Step("replay_ids", replay(event_ids=["{{ step_test_fail.event_id }}"])),
-        Step("replay_bad_env", replay(access_tag=ACCESS_TAG, env="qas", status="failed"), expect_failure=True),
-        Step("replay_no_filter", replay(), expect_failure=True),
+        Step("replay_check", replay(access_tag=ACCESS_TAG, env="dev", status="failed"), check_mode=True, read_state=False),
+        Step("replay", replay(access_tag=ACCESS_TAG, env="dev", status="failed"), read_state=False),
+        Step("replay_ids", replay(event_ids=["{{ step_test_fail.event_id }}"]), read_state=False),
+        Step("replay_bad_env", replay(access_tag=ACCESS_TAG, env="qas", status="failed"), expect_failure=True, read_state=False),
+        Step("replay_no_filter", replay(), expect_failure=True, read_state=False),
         # Pruning in the batch form: dispute_created (dev, prd) is declared nowhere, charge_captured is kept.
         Step("prune_check", prune, check_mode=True),
         Step("prune", prune),
-        Step("prune_again", prune),
+        Step("prune_again", prune, read_state=False),
     ]
 
 

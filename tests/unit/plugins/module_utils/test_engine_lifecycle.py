@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.ductape.webhooks.plugins.module_utils import _engine as engine
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import DuctapeClient, auth_digest
-from scripted_http import RoutedHTTP, answer
+from ansible_collections.ductape.webhooks.tests.unit.scripted_http import RoutedHTTP, answer
 
 API_URL = "http://ductape.test:4311"
 NOW = datetime.datetime(2026, 12, 2, 3, 0, 0, tzinfo=datetime.timezone.utc)

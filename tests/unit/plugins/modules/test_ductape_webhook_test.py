@@ -6,7 +6,7 @@ import pytest
 
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import DuctapeClient
 from ansible_collections.ductape.webhooks.plugins.modules import ductape_webhook_test as module
-from scripted_http import ScriptedHTTP, answer
+from ansible_collections.ductape.webhooks.tests.unit.scripted_http import ScriptedHTTP, answer
 
 API_URL = "http://ductape.test:4311"
 PARAMS = {"api_url": API_URL, "access_key": "dtl_unit_key_test_module", "validate_certs": True, "timeout": 30.0,

@@ -42,6 +42,7 @@ for required in MANIFEST.json FILES.json README.md CHANGELOG.rst meta/runtime.ym
     meta/execution-environment.yml meta/ee-requirements.txt extensions/awx/ductape_credential_type.yml \
     plugins/modules/ductape_webhook.py plugins/modules/ductape_webhook_link.py \
     plugins/modules/ductape_webhook_info.py plugins/modules/ductape_webhook_delivery_info.py \
+    plugins/modules/ductape_webhook_test.py plugins/modules/ductape_webhook_replay.py \
     plugins/module_utils/ductape_api.py docs/docsite/extra-docs.yml docs/reference/index.rst \
     changelogs/changelog.yaml \
     plugins/doc_fragments/connection.py roles/register/meta/argument_specs.yml \
@@ -60,15 +61,16 @@ INSTALLED="$ANSIBLE_COLLECTIONS_PATH/ansible_collections/ductape/webhooks"
 # ansible-doc runs from the temp dir: a working directory inside the checkout must not help it.
 cd "$WORK"
 
-step "ansible-doc -l ductape.webhooks lists the four modules from the installed copy"
+step "ansible-doc -l ductape.webhooks lists the six modules from the installed copy"
 ansible-doc -l ductape.webhooks >"$WORK/doc-list.txt" 2>"$WORK/doc-list.err" \
   || { cat "$WORK/doc-list.err" >&2; fail "ansible-doc -l ductape.webhooks failed"; }
-for module in ductape_webhook ductape_webhook_info ductape_webhook_link ductape_webhook_delivery_info; do
+for module in ductape_webhook ductape_webhook_info ductape_webhook_link ductape_webhook_delivery_info \
+    ductape_webhook_test ductape_webhook_replay; do
   grep -qE "^ductape\.webhooks\.$module[[:space:]]+[^[:space:]]" "$WORK/doc-list.txt" \
     || { cat "$WORK/doc-list.txt" >&2; fail "ansible-doc -l does not list ductape.webhooks.$module with a description"; }
 done
 listed=$(grep -cE '^ductape\.webhooks\.' "$WORK/doc-list.txt" || true)
-[[ $listed -eq 4 ]] || { cat "$WORK/doc-list.txt" >&2; fail "expected exactly 4 modules, ansible-doc lists $listed"; }
+[[ $listed -eq 6 ]] || { cat "$WORK/doc-list.txt" >&2; fail "expected exactly 6 modules, ansible-doc lists $listed"; }
 ansible-doc --json -t module ductape.webhooks.ductape_webhook >"$WORK/module.json" \
   || fail "ansible-doc cannot read ductape.webhooks.ductape_webhook"
 python - "$WORK/module.json" "$INSTALLED" <<'EOF' || fail "ansible-doc read the module from somewhere else"

@@ -210,7 +210,9 @@ def register_plan(webhooks, group_hosts, hostvars, group="ductape_environments")
     variable; never an auth value); ``full_calls`` has one entry of ductape_webhook's ``webhooks``
     option per webhook with all of its full-mode environments, ``link_calls`` one entry of
     ductape_webhook_link's ``webhooks`` option per webhook with its link-mode environments;
-    ``env_hosts`` maps each environment slug to its host.
+    ``env_hosts`` maps each environment slug to its host; ``prune_keep`` holds every link-mode
+    environment as ductape_webhook's ``prune_keep`` option wants it (declared, so never pruned: the
+    engine decides what pruning touches, module_utils/_engine.pruned_states).
     """
     problems: list = []
     if not isinstance(webhooks, list):
@@ -266,7 +268,9 @@ def register_plan(webhooks, group_hosts, hostvars, group="ductape_environments")
         if link_envs:
             link_calls.append({"access_tag": access_tag, "webhook_tag": webhook_tag, "envs": link_envs})
     return {"problems": problems, "full_calls": full_calls, "link_calls": link_calls,
-            "env_hosts": {env: host for env, (host, _variables) in envs.items()}}
+            "env_hosts": {env: host for env, (host, _variables) in envs.items()},
+            "prune_keep": [{"access_tag": call["access_tag"], "webhook_tag": call["webhook_tag"],
+                            "envs": [env["slug"] for env in call["envs"]]} for call in link_calls]}
 
 
 def _webhooks(full_result) -> list:
@@ -299,7 +303,9 @@ def register_registrations(full_result, link_results, group_hosts, env_hosts) ->
     """One row per webhook and environment, in the group's host order; names, URLs, links, statuses only.
 
     ``paste_link`` is true where nobody registered the link at the provider: link mode, an app
-    environment without a registration endpoint, or a provider registration that failed.
+    environment without a registration endpoint, or a provider registration that failed. Rows of
+    registrations that pruning removed or disabled (``pruned``) never ask for a paste; those of an env no
+    host defines any more come last.
     """
     hosts = env_hosts if isinstance(env_hosts, Mapping) else {}
     rows = [_registration_row(webhook, env, hosts, mode)
@@ -311,24 +317,28 @@ def register_registrations(full_result, link_results, group_hosts, env_hosts) ->
     by_host: dict = {}
     for row in rows:
         by_host.setdefault(row["host"], []).append(row)
-    return [row for host in dict.fromkeys(group_hosts or []) for row in by_host.get(host, [])]
+    ordered = list(dict.fromkeys(group_hosts or []))
+    return ([row for host in ordered for row in by_host.get(host, [])]
+            + [row for row in rows if row["host"] not in ordered])
 
 
 class _OutcomeKeys:
     """What every row of one webhook's outcome repeats."""
 
-    __slots__ = ("access_tag", "webhook_tag", "changed")
+    __slots__ = ("access_tag", "webhook_tag", "changed", "pruned")
 
     def __init__(self, outcome):
         self.access_tag = outcome.get("access_tag")
         self.webhook_tag = outcome.get("webhook_tag")
         self.changed = outcome.get("changed")
+        self.pruned = bool(outcome.get("pruned"))
 
 
 def _registration_row(outcome, env, hosts, mode) -> dict:
     """One row of register_registrations: one env of one webhook's outcome in full or link mode."""
     # a link-mode env never reaches the provider: its link is always for a person to paste
     provider = env.get("provider_registration") if mode == "full" else None
+    pruned = outcome.pruned
     return {
         "access_tag": outcome.access_tag,
         "webhook_tag": outcome.webhook_tag,
@@ -341,11 +351,14 @@ def _registration_row(outcome, env, hosts, mode) -> dict:
         "url": env.get("url"),
         "method": env.get("method"),
         "provider_registration": provider,
-        "paste_link": mode == "link" or provider is None or provider.get("status", "") != "registered",
+        "paste_link": not pruned and (mode == "link" or provider is None or provider.get("status", "") != "registered"),
+        "pruned": pruned,
     }
 
 
 def _provider_text(row) -> str:
+    if row.get("pruned"):
+        return "no longer declared in the inventory"
     if row["mode"] == "link":
         return "link mode"
     provider = row["provider_registration"]
@@ -369,7 +382,8 @@ def register_summary(rows, product, check_mode=False) -> list:
              + (f": {tally}" if tally else "")
              + (" (check mode: nothing was written)" if check_mode else "")]
     for env, env_rows in by_env.items():
-        lines.append(f"{env} (host {env_rows[0]['host']}):")
+        host = env_rows[0]["host"]
+        lines.append(f"{env} (host {host}):" if host is not None else f"{env} (no host of the inventory):")
         lines.extend(f"  {row['access_tag']}/{row['webhook_tag']}: {would}{row['action']}, "
                      f"{row['method']} {row['url']} ({_provider_text(row)})" for row in env_rows)
     to_paste = [row for row in rows if row["paste_link"]]

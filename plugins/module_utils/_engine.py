@@ -19,6 +19,12 @@ How it reads and writes, at a distance from the API:
   DELETE per removed env) go out concurrently, at most ``parallelism`` at a time, on one client whose
   connection pool is sized to it. A 429 pauses every worker (the client's shared "not before" time).
   ``parallelism: 1`` sends everything in turn, in input order.
+- Lifecycle (issue 13). ``state: disabled`` and back to ``present``, and declarative rotation
+  (``Rotation``: a desired link generation, a maximum link age), are steps planned in the same decision
+  (``plan_env``) as the registration's own write and run after it, in the same worker, in order:
+  enable or disable, then the rotations. Pruning (``Prune``) reads the whole listing of every access
+  tag of the task and plans ``absent`` or ``disabled`` for each registration that the task neither
+  lists nor keeps, through the same decision.
 - Failures. A webhook whose read or write fails does not stop the others, except an error that
   concerns every call (the API cannot be reached or does not answer, or refuses the key or the
   product): the webhooks not yet started are then reported "not attempted". Anything written counts
@@ -32,6 +38,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
+import datetime
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -60,7 +68,23 @@ UPDATED = "updated"
 UNCHANGED = "unchanged"
 DELETED = "deleted"
 ABSENT = "absent"
-WRITING_ACTIONS = frozenset((CREATED, UPDATED, DELETED))
+# The action of an env whose registration itself is not written but whose lifecycle step is.
+ENABLED = "enabled"
+DISABLED = "disabled"
+ROTATED = "rotated"
+WRITING_ACTIONS = frozenset((CREATED, UPDATED, DELETED, ENABLED, DISABLED, ROTATED))
+STATES = ("present", "absent", "disabled")
+# The lifecycle steps, in the order they run after the registration's own write.
+STEP_ENABLE = "enable"
+STEP_DISABLE = "disable"
+STEP_ROTATE = "rotate"
+# What check mode and the diff show for a link that only a real run gets from the server.
+NEW_LINK = "(new link, assigned by the server)"
+MAX_GRACE_SECONDS = 604800
+# What a registration of a server with the lifecycle extension carries.
+LIFECYCLE_KEYS = ("state", "generation", "link_created_at", "previous_link")
+_AGE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_AGE_SECONDS = dict(s=1, m=60, h=3600, d=86400, w=604800)
 
 # Filtered reads for up to this many webhooks of one access tag in a task, the app's listing above.
 LISTING_THRESHOLD = 4
@@ -74,6 +98,91 @@ def parallelism_problems(value, field="parallelism"):
     return []
 
 
+def age_seconds(value):
+    """Seconds of an age such as ``90d``, ``12h``, ``30m``, ``45s``, ``2w`` (or a whole number of seconds); None
+    when it is none of these."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    match = _AGE.match(value) if isinstance(value, str) else None
+    if not match or int(match.group(1)) <= 0:
+        return None
+    return int(match.group(1)) * _AGE_SECONDS[match.group(2)]
+
+
+def parse_time(value):
+    """An ISO-8601 time of the API (``2026-01-15T10:02:03Z``, with or without fractions) as an aware
+    datetime in UTC; None when it is not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    try:
+        parsed = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed.astimezone(datetime.timezone.utc)
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class Rotation:
+    """When a registration's link is due for a new one: below ``generation``, or older than ``older_than``
+    (seconds, against ``link_created_at``). ``grace`` seconds: how long the old link keeps working."""
+
+    def __init__(self, generation=None, older_than=None, grace=0, older_than_text=None):
+        self.generation = generation
+        self.older_than = older_than
+        self.older_than_text = older_than_text
+        self.grace = grace or 0
+
+    @property
+    def wanted(self):
+        return self.generation is not None or self.older_than is not None
+
+
+def rotation_problems(params):
+    """The problems of the rotation options of a module (link_generation, rotate_older_than, rotation_grace)."""
+    problems = []
+    generation = params.get("link_generation")
+    if generation is not None and (isinstance(generation, bool) or not isinstance(generation, int) or generation < 1):
+        problems.append("link_generation: must be a whole number from 1 (got %s)" % quoted(generation))
+    older = params.get("rotate_older_than")
+    if older is not None and age_seconds(older) is None:
+        problems.append("rotate_older_than: must be an age such as 90d, 12h, 30m, 45s or 2w (got %s)" % quoted(older))
+    grace = params.get("rotation_grace")
+    if grace is not None and (isinstance(grace, bool) or not isinstance(grace, int)
+                              or not 0 <= grace <= MAX_GRACE_SECONDS):
+        problems.append("rotation_grace: must be a whole number of seconds from 0 to %d (7 days; got %s)"
+                        % (MAX_GRACE_SECONDS, quoted(grace)))
+    if params.get("state") not in (None, "present") and (generation is not None or older is not None):
+        problems.append("link_generation, rotate_older_than: only with state=present (got state=%s)"
+                        % quoted(params.get("state")))
+    return problems
+
+
+def rotation_of(params):
+    """The Rotation of a module's options, or None when none is asked for (check rotation_problems first)."""
+    older = params.get("rotate_older_than")
+    rotation = Rotation(params.get("link_generation"), age_seconds(older) if older is not None else None,
+                        params.get("rotation_grace") or 0, older)
+    return rotation if rotation.wanted else None
+
+
+class Prune:
+    """Pruning: registrations of the task's access tags that it neither lists nor ``keep``s get ``action``
+    (``absent`` or ``disabled``). ``keep``: [(access_tag, webhook_tag, env slug)] declared elsewhere (the
+    role's link-mode envs)."""
+
+    def __init__(self, action, keep=()):
+        self.action = action
+        self.keep = list(keep)
+
+
 class EnvState:
     """One env of a desired webhook state. ``link_only``: only its link is needed (generate-link, no auth).
 
@@ -81,8 +190,9 @@ class EnvState:
     module's single form, whose options are top level (``env``, ``url``, ``method``).
     """
 
-    def __init__(self, slug, url=None, method=None, auth=None, link_only=False, field=""):
+    def __init__(self, slug, url=None, method=None, auth=None, link_only=False, field="", rotation=None):
         self.slug = slug
+        self.rotation = rotation
         self.url = url
         self.method = (method or "POST").upper() if isinstance(method, str) or method is None else method
         self.auth = auth  # as given, so that check_states sees a value of the wrong shape
@@ -100,11 +210,13 @@ class EnvState:
 
 
 class WebhookState:
-    def __init__(self, access_tag, webhook_tag, envs, field=""):
+    def __init__(self, access_tag, webhook_tag, envs, field="", state=None, pruned=False):
         self.access_tag = access_tag
         self.webhook_tag = webhook_tag
         self.envs = envs
         self.field = field  # "webhooks[2]" in a batch form, "" in a single form
+        self.state = state  # None: the task's state
+        self.pruned = pruned  # planned by pruning: not in the task's list
 
     @property
     def name(self):
@@ -114,16 +226,24 @@ class WebhookState:
 class EnvOutcome:
     """What happened (or, in check mode, would happen) to one env."""
 
-    def __init__(self, state, action=None, current=None, answer=None, auth_changed=False):
+    def __init__(self, state, action=None, current=None, answer=None, auth_changed=False, steps=None):
         self.state = state
         self.action = action
         self.current = current
         self.answer = answer
         self.auth_changed = auth_changed
+        # The lifecycle steps planned after the registration's own write (STEP_*), and how many ran.
+        self.steps = list(steps or [])
+        self.done = 0
+        self.written = False  # the registration's own write (or nothing to write) went through
 
     @property
     def slug(self):
         return self.state.slug
+
+    @property
+    def writes(self):
+        return self.action in WRITING_ACTIONS or bool(self.steps)
 
 
 class Outcome:
@@ -140,7 +260,7 @@ class Outcome:
 
     @property
     def changed(self):
-        return any(env.action in WRITING_ACTIONS for env in self.envs)
+        return any(env.writes for env in self.envs)
 
 
 # From a module's parameters.
@@ -159,27 +279,38 @@ def form_problem(params, single_form):
     return None
 
 
-def webhook_states(params, link_only):
+def webhook_states(params, link_only, rotation=None):
     """[WebhookState] of a module's single form (a batch of one) or batch form (option ``webhooks``).
 
-    The link module's single form has the top-level options env, url and method.
+    The link module's single form has the top-level options env, url and method. ``rotation`` (a
+    Rotation) applies to every env.
     """
     if params.get("webhooks") is not None:
         return [WebhookState(item["access_tag"], item["webhook_tag"],
-                             [_env_state(env, link_only, "webhooks[%d].envs[%d]" % (index, position))
+                             [_env_state(env, link_only, "webhooks[%d].envs[%d]" % (index, position), rotation)
                               for position, env in enumerate(item["envs"] or [])],
                              field="webhooks[%d]" % index)
                 for index, item in enumerate(params["webhooks"])]
     if params.get("envs") is None and params.get("env") is not None:
         envs = [EnvState(params["env"], params.get("url"), params.get("method"), link_only=True)]
     else:
-        envs = [_env_state(env, link_only, "envs[%d]" % position) for position, env in enumerate(params["envs"] or [])]
+        envs = [_env_state(env, link_only, "envs[%d]" % position, rotation)
+                for position, env in enumerate(params["envs"] or [])]
     return [WebhookState(params["access_tag"], params["webhook_tag"], envs)]
 
 
-def _env_state(env, link_only, field):
+def _env_state(env, link_only, field, rotation=None):
     return EnvState(env.get("slug"), env.get("url"), env.get("method"), None if link_only else env.get("auth"),
-                    link_only=link_only, field=field)
+                    link_only=link_only, field=field, rotation=rotation)
+
+
+def prune_of(params):
+    """The Prune of ductape_webhook's options ``prune`` and ``prune_keep``, or None."""
+    if not params.get("prune"):
+        return None
+    keep = [(item["access_tag"], item["webhook_tag"], slug)
+            for item in params.get("prune_keep") or [] for slug in item.get("envs") or []]
+    return Prune(params["prune"], keep)
 
 
 # Checking before any request.
@@ -204,7 +335,7 @@ def check_states(webhooks, state):
         for env in webhook.envs:
             context = " in env %s" % quoted(env.slug)
             problems.extend(auth_problems(env.field_of("auth"), env.auth, context))
-            if state == "present":
+            if state == "present" or (state == "disabled" and env.url is not None):
                 problems.extend(method_problems(env.field_of("method"), env.method, context))
                 problems.extend(url_problems(env.field_of("url"), env.url, context))
     return problems
@@ -248,8 +379,12 @@ class Reading:
         self.error = error
 
 
-def read_webhooks(client, product, wanted, parallelism, stop=None):
-    """{(access_tag, webhook_tag): Reading} for the ``wanted`` pairs, by the read rule of this module."""
+def read_webhooks(client, product, wanted, parallelism, stop=None, whole_apps=None):
+    """{(access_tag, webhook_tag): Reading} for the ``wanted`` pairs, by the read rule of this module.
+
+    ``whole_apps``: a dict to fill with ``{access_tag: Reading}`` of each access tag's whole listing (its
+    ``webhook`` the list of every webhook), which then is how every access tag is read (pruning).
+    """
     stop = stop or _Stop()
     by_access_tag = {}
     for access_tag, webhook_tag in wanted:
@@ -258,8 +393,9 @@ def read_webhooks(client, product, wanted, parallelism, stop=None):
             tags.append(webhook_tag)
     jobs = []
     for access_tag, tags in by_access_tag.items():
-        if len(tags) > LISTING_THRESHOLD:
-            jobs.append(lambda access_tag=access_tag, tags=tags: _read_listing(client, product, access_tag, tags, stop))
+        if whole_apps is not None or len(tags) > LISTING_THRESHOLD:
+            jobs.append(lambda access_tag=access_tag, tags=tags: _read_listing(client, product, access_tag, tags, stop,
+                                                                               whole_apps))
         else:
             jobs.extend(lambda access_tag=access_tag, tag=tag: _read_one(client, product, access_tag, tag, stop)
                         for tag in tags)
@@ -269,17 +405,24 @@ def read_webhooks(client, product, wanted, parallelism, stop=None):
     return found
 
 
-def _read_listing(client, product, access_tag, tags, stop):
+def _read_listing(client, product, access_tag, tags, stop, whole_apps=None):
     if stop.reason:
-        return dict(((access_tag, tag), Reading(error=stop.reason)) for tag in tags)
+        if whole_apps is not None:
+            whole_apps[access_tag] = Reading(error=stop.reason)
+        return dict(((access_tag, tag), Reading(error=stop.reason)) for tag in tags if tag is not None)
     try:
         webhooks, product_envs = client.list_webhooks(product, access_tag)
     except DuctapeApiError as error:
-        stop.note("%s/%s" % (access_tag, tags[0]), error)
-        return dict(((access_tag, tag), Reading(error=str(error))) for tag in tags)
+        stop.note("%s/%s" % (access_tag, tags[0]) if tags[0] is not None else access_tag, error)
+        if whole_apps is not None:
+            whole_apps[access_tag] = Reading(error=str(error))
+        return dict(((access_tag, tag), Reading(error=str(error))) for tag in tags if tag is not None)
     by_tag = dict((webhook.get("tag"), webhook) for webhook in webhooks)
     app_tags = sorted(tag for tag in by_tag if isinstance(tag, str))
-    return dict(((access_tag, tag), Reading(by_tag.get(tag), product_envs, app_tags)) for tag in tags)
+    if whole_apps is not None:
+        whole_apps[access_tag] = Reading(webhooks, product_envs, app_tags)
+    return dict(((access_tag, tag), Reading(by_tag.get(tag), product_envs, app_tags)) for tag in tags
+                if tag is not None)
 
 
 def _read_one(client, product, access_tag, tag, stop):
@@ -296,6 +439,21 @@ def _read_one(client, product, access_tag, tag, stop):
         return {(access_tag, tag): Reading(error=str(error))}
     app_tags = sorted(webhook.get("tag") for webhook in everything if isinstance(webhook.get("tag"), str))
     return {(access_tag, tag): Reading(None, product_envs, app_tags)}
+
+
+def filter_problems(client, product, access_tag, webhook_tag=None, env=None):
+    """The problems of a filter (webhook tag, env) for a product's access tag, from one read of this module's
+    rule: an unknown webhook names the app's tags, an unknown env the product's envs. ([problems], Reading)."""
+    pair = (access_tag, webhook_tag)
+    reading = read_webhooks(client, product, [pair], 1)[pair]
+    if reading.error:
+        return [reading.error], reading
+    problems = []
+    if webhook_tag and reading.webhook is None:
+        problems.extend(webhook_tag_problems("webhook_tag", webhook_tag, access_tag, reading.app_tags or []))
+    if env:
+        problems.extend(env_exists_problems("env", env, product, reading.product_envs))
+    return problems, reading
 
 
 def registrations_by_env(webhook):
@@ -317,9 +475,12 @@ def provider_left_undone(registration):
 
 
 def decide(env, current, state):
-    """(action, auth_changed) for one env."""
+    """(action, auth_changed) of one env's registration itself (its lifecycle steps: plan_env)."""
     if state == "absent":
         return (DELETED if current else ABSENT), False
+    if state == "disabled" and env.url is None:
+        # Only the state is asked for: nothing to create, nothing of the registration to compare.
+        return (UNCHANGED if current else ABSENT), False
     if current is None:
         return CREATED, False
     if env.link_only:
@@ -334,6 +495,56 @@ def decide(env, current, state):
         # the same registration again makes the server retry the provider.
         return UPDATED, False
     return UNCHANGED, False
+
+
+def is_disabled(registration):
+    return (registration or {}).get("state") == "disabled"
+
+
+def rotations_due(rotation, current, now):
+    """(how many rotations the env's registration is due, or None, and the problem when the API does
+    not say what the rule needs)."""
+    if rotation is None or not rotation.wanted or current is None:
+        return 0, None
+    due = 0
+    if rotation.generation is not None:
+        generation = current.get("generation")
+        if isinstance(generation, bool) or not isinstance(generation, int):
+            return None, ("link_generation: the API does not report the registration's generation (got %s); "
+                          "rotation needs a Ductape API with the lifecycle extension" % quoted(generation))
+        due = max(due, rotation.generation - generation)
+    if rotation.older_than is not None:
+        created = parse_time(current.get("link_created_at"))
+        if created is None:
+            return None, ("rotate_older_than: the API does not report when the registration's link was made "
+                          "(link_created_at %s); rotation needs a Ductape API with the lifecycle extension"
+                          % quoted(current.get("link_created_at")))
+        if (now - created).total_seconds() >= rotation.older_than:
+            due = max(due, 1)
+    return due, None
+
+
+def plan_env(env, current, state, now=None):
+    """The one decision for one env: (EnvOutcome with its action and lifecycle steps, problem or None).
+
+    ``present`` enables a disabled registration; ``disabled`` disables an enabled one (after creating or
+    updating it when a url is given); the rotations due follow (present only).
+    """
+    action, auth_changed = decide(env, current, state)
+    steps = []
+    if state == "present" and is_disabled(current):
+        steps.append(STEP_ENABLE)
+    elif state == "disabled" and action != ABSENT and not is_disabled(current):
+        steps.append(STEP_DISABLE)
+    if state == "present":
+        due, problem = rotations_due(env.rotation, current, now or utc_now())
+        if problem:
+            return None, "%s in env %s" % (problem, quoted(env.slug))
+        steps.extend([STEP_ROTATE] * due)
+    if action == UNCHANGED and steps:
+        # What a reader looks for first: a new link, else the change of state.
+        action = ROTATED if STEP_ROTATE in steps else dict(enable=ENABLED, disable=DISABLED)[steps[0]]
+    return EnvOutcome(env, action, current, None, auth_changed, steps), None
 
 
 def _plan(webhook, reading, product, state):
@@ -351,11 +562,30 @@ def _plan(webhook, reading, product, state):
         return None, "; ".join(problems)
     current_by_env = registrations_by_env(reading.webhook)
     planned = []
+    now = utc_now()
     for env in webhook.envs:
-        current = current_by_env.get(env.slug)
-        action, auth_changed = decide(env, current, state)
-        planned.append(EnvOutcome(env, action, current, None, auth_changed))
+        outcome, problem = plan_env(env, current_by_env.get(env.slug), webhook.state or state, now)
+        if problem:
+            return None, problem
+        planned.append(outcome)
     return planned, None
+
+
+def pruned_states(whole_apps, webhooks, prune):
+    """[WebhookState] of the registrations to prune: every one of the apps read whole whose (access tag,
+    webhook tag, env) neither a webhook of the task lists nor ``prune.keep`` holds, in listing order."""
+    declared = set(prune.keep)
+    for webhook in webhooks:
+        declared.update((webhook.access_tag, webhook.webhook_tag, env.slug) for env in webhook.envs)
+    states = []
+    for access_tag, reading in whole_apps.items():
+        for webhook in (reading.webhook if not reading.error else None) or []:
+            tag = webhook.get("tag")
+            envs = [EnvState(slug, field="pruned") for slug in registrations_by_env(webhook)
+                    if (access_tag, tag, slug) not in declared]
+            if envs:
+                states.append(WebhookState(access_tag, tag, envs, field="pruned", state=prune.action, pruned=True))
+    return states
 
 
 # Writing.
@@ -371,6 +601,30 @@ class _Write:
         self.error = None
 
 
+def _run_steps(client, env):
+    """The env's lifecycle steps, in order, on its registration (the one just written, or the current one)."""
+    for step in env.steps[env.done:]:
+        registration = env.answer or env.current or {}
+        uuid = registration.get("uuid")
+        if not uuid:
+            raise DuctapeApiError("%s the registration in env %s: the API's answer gave no uuid" % (step, env.slug))
+        if step == STEP_ENABLE:
+            answer = client.enable_registration(uuid, env=env.slug)
+        elif step == STEP_DISABLE:
+            answer = client.disable_registration(uuid, env=env.slug)
+        else:
+            try:
+                answer = client.rotate_registration(uuid, env.state.rotation.grace, env=env.slug)
+            except DuctapeApiError as error:
+                if error.provider_refused:
+                    # The API rotated, then the provider refused the new link: the rotation counts, and the
+                    # next run sends the registration again (provider_left_undone).
+                    env.done += 1
+                raise
+        env.answer = answer
+        env.done += 1
+
+
 def _writes_of(index, webhook, planned, client, product):
     writes = []
     to_register = [env for env in planned if env.action in (CREATED, UPDATED) and not env.state.link_only]
@@ -382,17 +636,28 @@ def _writes_of(index, webhook, planned, client, product):
                           if isinstance(entry, dict))
             for env in envs:
                 env.answer = by_env.get(env.slug)
+                env.written = True
+            for env in envs:
+                _run_steps(client, env)
         writes.append(_Write(index, to_register, register))
     for env in planned:
         if env.action in (CREATED, UPDATED) and env.state.link_only:
             def link(env=env):
                 env.answer = client.generate_link(product, webhook.access_tag, webhook.webhook_tag, env.slug,
                                                   env.state.url, env.state.method)
+                env.written = True
+                _run_steps(client, env)
             writes.append(_Write(index, [env], link))
         elif env.action == DELETED:
             def delete(env=env):
                 env.answer = client.delete_registration(env.current["uuid"], env=env.slug)
+                env.written = True
             writes.append(_Write(index, [env], delete))
+        elif env.action in (ENABLED, DISABLED, ROTATED):
+            def steps(env=env):
+                env.written = True  # nothing of the registration itself to write
+                _run_steps(client, env)
+            writes.append(_Write(index, [env], steps))
     return writes
 
 
@@ -407,19 +672,42 @@ def _run_write(write, name, stop):
     except DuctapeApiError as error:
         write.error = str(error)
         stop.note(name, error)
-        if not error.provider_refused:
-            # Not written. An API 502 is: the registrations were stored, then the provider refused.
-            for env in write.envs:
+        for env in write.envs:
+            # Only the steps that ran count; the registration's own write counts when it went through
+            # (an API 502 too: the registrations were stored, then the provider refused).
+            del env.steps[env.done:]
+            if env.written or error.provider_refused:
+                if env.action in (ENABLED, DISABLED, ROTATED) and not env.steps:
+                    env.action = None
+            else:
                 env.action = None
     return write
 
 
-def converge(client, product, webhooks, state, check_mode, parallelism=DEFAULT_PARALLELISM):
-    """[Outcome] for ``webhooks`` ([WebhookState], checked with check_states first), in input order."""
+def converge(client, product, webhooks, state, check_mode, parallelism=DEFAULT_PARALLELISM, prune=None):
+    """[Outcome] for ``webhooks`` ([WebhookState], checked with check_states first), in input order;
+    with ``prune`` (a Prune), then one per webhook with registrations to prune (WebhookState.pruned)."""
     stop = _Stop()
-    readings = read_webhooks(client, product, [(w.access_tag, w.webhook_tag) for w in webhooks], parallelism, stop)
+    wanted = [(w.access_tag, w.webhook_tag) for w in webhooks]
+    whole_apps = None
+    if prune is not None:
+        whole_apps = {}
+        wanted.extend((access_tag, None) for access_tag, _tag, _slug in prune.keep)
+    readings = read_webhooks(client, product, wanted, parallelism, stop, whole_apps)
     outcomes = []
     writes = []
+    failed_apps = []
+    if prune is not None:
+        ordered = dict((access_tag, whole_apps[access_tag]) for access_tag, _tag in wanted if access_tag in whole_apps)
+        listed = set(webhook.access_tag for webhook in webhooks)
+        failed_apps = [(access_tag, reading.error) for access_tag, reading in ordered.items()
+                       if reading.error and access_tag not in listed]
+        pruned = pruned_states(ordered, webhooks, prune)
+        for webhook in pruned:
+            app = ordered[webhook.access_tag]
+            entry = next(item for item in app.webhook if item.get("tag") == webhook.webhook_tag)
+            readings[(webhook.access_tag, webhook.webhook_tag)] = Reading(entry, app.product_envs, app.app_tags)
+        webhooks = list(webhooks) + pruned
     for index, webhook in enumerate(webhooks):
         planned, problem = _plan(webhook, readings[(webhook.access_tag, webhook.webhook_tag)], product, state)
         if problem is not None:
@@ -433,6 +721,11 @@ def converge(client, product, webhooks, state, check_mode, parallelism=DEFAULT_P
         if write.error is not None:
             outcome = outcomes[write.index]
             outcome.msg = write.error if outcome.msg is None else "%s; %s" % (outcome.msg, write.error)
+    for access_tag, error in failed_apps:
+        # Nothing of this app can be pruned when its listing could not be read: say so as a failure.
+        outcomes.append(Outcome(WebhookState(access_tag, "*", [], field="pruned", pruned=True), [],
+                                "prune: the registrations of access tag %s could not be read: %s"
+                                % (quoted(access_tag), error)))
     return outcomes
 
 
@@ -469,11 +762,27 @@ def mask_urls_deep(value):
     return value
 
 
+def _state_after(env):
+    """The registration's state once the env's steps ran (or would run): enabled, disabled, or None."""
+    source = env.answer or env.current
+    if env.action in (DELETED, ABSENT) or (source is None and env.action != CREATED):
+        return None
+    state = (source or {}).get("state") or "enabled"
+    if env.answer is None or env.done < len(env.steps):
+        for step in env.steps[env.done:]:
+            state = dict(enable="enabled", disable="disabled").get(step, state)
+    return state
+
+
 def env_result(env):
     """One env as a result shows it: names, links and statuses only, never an auth value; the url masked."""
     source = env.answer or env.current or {}
     shown = env.answer or (env.state.desired() if env.action in (CREATED, UPDATED) else None) or source
-    return dict(
+    rotations = env.steps.count(STEP_ROTATE)
+    generation = source.get("generation")
+    if isinstance(generation, int) and not isinstance(generation, bool) and env.done < len(env.steps):
+        generation += env.steps[env.done:].count(STEP_ROTATE)  # check mode: what it would become
+    result = dict(
         slug=env.slug,
         action=env.action,
         uuid=source.get("uuid"),
@@ -482,6 +791,13 @@ def env_result(env):
         method=shown.get("method") or (env.state.method if env.state.url else None),
         provider_registration=source.get("provider_registration"),
     )
+    if env.steps or any(key in source for key in LIFECYCLE_KEYS):
+        # A server with the lifecycle extension (or a step asked of it): its keys, as they are or will be.
+        result.update(state=_state_after(env), generation=generation, link_created_at=source.get("link_created_at"),
+                      previous_link=source.get("previous_link"))
+    if env.state.rotation is not None:
+        result["rotated"] = rotations
+    return result
 
 
 def _view(registration, masked_auth, auth_changed, link_only):
@@ -515,19 +831,40 @@ def _only(view, keys):
     return view if view is None or keys is None else dict((key, view[key]) for key in keys if key in view)
 
 
+def _lifecycle_views(env):
+    """(before, after) of what the env's lifecycle steps change: its state, its link and generation."""
+    before, after = {}, {}
+    current = env.current or {}
+    if STEP_ENABLE in env.steps or STEP_DISABLE in env.steps:
+        if env.current is not None:
+            before["state"] = current.get("state") or "enabled"
+        after["state"] = _state_after(env)
+    if STEP_ROTATE in env.steps:
+        before["link"] = current.get("link")
+        rotated = env.done >= len(env.steps) and env.answer is not None
+        after["link"] = env.answer.get("link") if rotated else NEW_LINK
+        if current.get("generation") is not None:
+            before["generation"] = current.get("generation")
+            after["generation"] = env_result(env).get("generation")
+    return before, after
+
+
 def diff_of(outcome):
     """{before: {env: ...}, after: {env: ...}}: the keys that change of the envs that write (or would), masked."""
     before, after = {}, {}
     for env in outcome.envs:
-        if env.action not in WRITING_ACTIONS:
+        if not env.writes:
             continue
         link_only = env.state.link_only
         keys = _changed_keys(env)
+        lifecycle_before, lifecycle_after = _lifecycle_views(env)
+        registration_written = env.action in (CREATED, UPDATED, DELETED)
         if env.current is not None:
-            before[env.slug] = _only(_view(env.current, env.current.get("auth") or {}, False, link_only), keys)
+            view = _only(_view(env.current, env.current.get("auth") or {}, False, link_only), keys)
+            before[env.slug] = dict(view if registration_written else {}, **lifecycle_before)
         if env.action != DELETED:
-            after[env.slug] = _only(_view(env.state.desired(), mask_auth(env.state.auth), env.auth_changed,
-                                          link_only), keys)
+            view = _only(_view(env.state.desired(), mask_auth(env.state.auth), env.auth_changed, link_only), keys)
+            after[env.slug] = dict(view if registration_written else {}, **lifecycle_after)
     return dict(before=before, after=after)
 
 
@@ -538,15 +875,18 @@ def batch_report(outcomes, want_diff, link_form=False):
     for outcome in outcomes:
         entry = dict(access_tag=outcome.state.access_tag, webhook_tag=outcome.state.webhook_tag,
                      changed=outcome.changed, envs=[env_result(env) for env in outcome.envs])
+        if outcome.state.pruned:
+            entry["pruned"] = True
         if outcome.failed:
             entry.update(failed=True, msg=outcome.msg)
         entries.append(entry)
         if want_diff:
             diff = diff_of(outcome)
+            # A pruned webhook's envs join the listed one's of the same name.
             if diff["before"]:
-                before[outcome.state.name] = diff["before"]
+                before.setdefault(outcome.state.name, {}).update(diff["before"])
             if diff["after"]:
-                after[outcome.state.name] = diff["after"]
+                after.setdefault(outcome.state.name, {}).update(diff["after"])
     result = dict(changed=any(outcome.changed for outcome in outcomes), webhooks=entries)
     if want_diff:
         result["diff"] = dict(before=before, after=after)

@@ -70,6 +70,12 @@ ROUTE_REGISTRATION = "/webhooks/v1/registrations/{uuid}"
 ROUTE_DELIVERIES = "/webhooks/v1/deliveries"
 ROUTE_DELIVERY = "/webhooks/v1/deliveries/{event_id}"
 ROUTE_DELIVERY_SUMMARY = "/webhooks/v1/deliveries/summary"
+# The lifecycle routes (issue 13), our extension.
+ROUTE_DISABLE = "/webhooks/v1/registrations/{uuid}/disable"
+ROUTE_ENABLE = "/webhooks/v1/registrations/{uuid}/enable"
+ROUTE_ROTATE = "/webhooks/v1/registrations/{uuid}/rotate"
+ROUTE_TEST = "/webhooks/v1/registrations/{uuid}/test"
+ROUTE_REPLAY = "/webhooks/v1/deliveries/replay"
 
 
 def connection_argument_spec():
@@ -410,6 +416,57 @@ class DuctapeClient:
                 return None
             raise
 
+    # The lifecycle operations (issue 13): our extension of the contract (routes L1 of the team brief).
+
+    def _registration_route(self, route, uuid):
+        return route.format(uuid=quote(uuid, safe=""))
+
+    def disable_registration(self, uuid, env=None):
+        """The REGISTRATION, disabled (its link answers 410 and stores nothing), with ``changed``."""
+        operation = "disable the registration %s%s" % (uuid, " in %s" % env if env else "")
+        return self._expect(self._call(operation, "POST", self._registration_route(ROUTE_DISABLE, uuid),
+                                       extension=True), dict, operation)
+
+    def enable_registration(self, uuid, env=None):
+        """The REGISTRATION, enabled again on the same link, with ``changed``."""
+        operation = "enable the registration %s%s" % (uuid, " in %s" % env if env else "")
+        return self._expect(self._call(operation, "POST", self._registration_route(ROUTE_ENABLE, uuid),
+                                       extension=True), dict, operation)
+
+    def rotate_registration(self, uuid, grace_seconds=0, env=None):
+        """The REGISTRATION with its new uuid and link; the old link works ``grace_seconds`` longer."""
+        operation = "rotate the link of the registration %s%s" % (uuid, " in %s" % env if env else "")
+        return self._expect(self._call(operation, "POST", self._registration_route(ROUTE_ROTATE, uuid),
+                                       body=dict(grace_seconds=int(grace_seconds)), extension=True), dict, operation)
+
+    def send_test(self, uuid, payload=None, max_attempts=None, env=None):
+        """``{event_id, registration_uuid}`` of a test event sent through the registration's own link."""
+        operation = "send a test event through the registration %s%s" % (uuid, " in %s" % env if env else "")
+        body = {}
+        if payload is not None:
+            body["payload"] = payload
+        if max_attempts is not None:
+            body["max_attempts"] = int(max_attempts)
+        return self._expect(self._call(operation, "POST", self._registration_route(ROUTE_TEST, uuid), body=body,
+                                       extension=True), dict, operation)
+
+    def replay(self, product, event_ids=None, dry_run=False, limit=None, **filters):
+        """``{matched, queued, skipped_in_flight, event_ids, truncated}`` of a bulk replay.
+
+        ``event_ids`` replays those events; otherwise ``filters`` (access_tag, webhook_tag, env,
+        registration_uuid, status, received_after, received_before) choose them, at most ``limit``.
+        ``dry_run`` only counts what would be queued.
+        """
+        operation = "replay the deliveries of product %s%s" % (
+            product, " (dry run)" if dry_run else "")
+        body = dict(product=product, dry_run=bool(dry_run))
+        body.update((name, value) for name, value in filters.items() if value is not None)
+        if event_ids:
+            body["event_ids"] = list(event_ids)
+        if limit is not None:
+            body["limit"] = int(limit)
+        return self._expect(self._call(operation, "POST", ROUTE_REPLAY, body=body, extension=True), dict, operation)
+
     # Ingress counts (issue 14): a ductape-local extension.
 
     def delivery_summary(self, product, access_tag=None, webhook_tag=None, env=None):
@@ -427,8 +484,7 @@ class DuctapeClient:
         with self._warn_lock:
             self._warn(self._scrub(message))
 
-    def _call(self, operation, method, path, query=None, body=None, env_slugs=None, with_meta=False,
-              extension=False):  # pylint: disable=unused-argument  # extension: contract X1 (branch compat)
+    def _call(self, operation, method, path, query=None, body=None, env_slugs=None, with_meta=False, extension=False):
         url = self.api_url + path
         attempt = 0
         while True:

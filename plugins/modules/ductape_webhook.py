@@ -20,6 +20,13 @@ description:
   - The current registrations are read first and compared on url, method and a digest of the auth; only the envs
     that differ are written. Environments not listed are never touched.
   - With O(state=absent), the registrations of the listed environments are removed, and nothing else.
+  - With O(state=disabled), the registrations of the listed environments stop forwarding; each keeps its uuid and
+    link, which answers HTTP 410 and stores nothing, until O(state=present) enables it again on the same link.
+  - O(link_generation) and O(rotate_older_than) rotate a registration's link declaratively (a new uuid and link;
+    the old link keeps working for O(rotation_grace) seconds), only when the registration is below the generation or
+    its link is older than the age, so a second run with the same options rotates nothing.
+  - With O(prune) (batch form), the registrations of the listed access tags that the task neither lists nor keeps
+    (O(prune_keep)) are removed or disabled; without it, nothing that is not listed is ever touched.
   - O(webhooks) does the same for several webhooks in one task (the batch form), instead of O(access_tag),
     O(webhook_tag) and O(envs); a loop over many webhooks costs a task invocation per item, the batch one in all.
 author:
@@ -62,6 +69,8 @@ options:
           - Credentials inside it (C(user:pass@), C(?token=)) are shown masked in every output; a changed one is
             still noticed where the API gives the url's digest.
           - Required with O(state=present); ignored with O(state=absent).
+          - With O(state=disabled), optional. Given, the registration is created or updated to it first, then
+            disabled; not given, an existing registration is only disabled, and none is created.
         type: str
       method:
         description: The HTTP method Ductape forwards events with.
@@ -128,11 +137,71 @@ options:
             type: raw
   state:
     description:
-      - V(present) creates or updates the registration of each listed env.
+      - V(present) creates or updates the registration of each listed env, and enables it again where it is
+        disabled (the same uuid and link).
       - V(absent) removes the registration of each listed env; only O(envs[].slug) is needed.
+      - V(disabled) disables the registration of each listed env (see O(envs[].url)); its link answers HTTP 410
+        and stores nothing, the registration keeps its uuid and link. Needs a Ductape API with the lifecycle
+        extension (ductape-local).
     type: str
-    choices: [present, absent]
+    choices: [present, absent, disabled]
     default: present
+  link_generation:
+    description:
+      - Rotate the link of every listed env's registration until its C(generation) reaches this number (a new
+        registration starts at 1, each rotation adds 1). A registration at or above it is left as it is, so the
+        same value never rotates twice. Raise it by one to rotate once.
+      - Each rotation gives the registration a new uuid and link (reported in RV(envs[].link)); in full mode Ductape
+        registers the new link at the provider. A new registration is never rotated.
+      - When one run needs more than one rotation, only the link from before the last one keeps working for
+        O(rotation_grace); raise it one step at a time when a provider holds the link.
+      - Only with O(state=present). Needs a Ductape API with the lifecycle extension (ductape-local); other APIs fail
+        the webhook naming the option.
+    type: int
+  rotate_older_than:
+    description:
+      - Rotate the link of every listed env's registration whose link was made (C(link_created_at)) at least this
+        long ago, for example V(90d); units C(s), C(m), C(h), C(d), C(w). The new link is new, so the next run
+        leaves it alone until it is that old in turn.
+      - Together with O(link_generation), a registration is rotated when either says so.
+      - Only with O(state=present).
+    type: str
+  rotation_grace:
+    description:
+      - Seconds (0 to 604800, 7 days) during which the old link keeps forwarding after a rotation, to the same
+        receiver, so that a provider can be switched to the new link without losing an event. 0 retires it at once
+        (it answers HTTP 410).
+      - The result's C(previous_link) says until when the old link works.
+    type: int
+    default: 0
+  prune:
+    description:
+      - Only with O(webhooks). The registrations of the access tags that O(webhooks) and O(prune_keep) name, which
+        neither lists (by webhook tag and env), are V(absent) (removed) or V(disabled).
+      - They are reported after the listed webhooks in RV(webhooks), marked C(pruned), in check mode too.
+      - Not set, nothing that the task does not list is ever touched.
+    type: str
+    choices: [absent, disabled]
+  prune_keep:
+    description:
+      - With O(prune), registrations that another task declares (the role's link-mode environments), kept as if
+        listed. Their access tags are pruned too.
+    type: list
+    elements: dict
+    suboptions:
+      access_tag:
+        description: The access tag.
+        type: str
+        required: true
+      webhook_tag:
+        description: The webhook tag.
+        type: str
+        required: true
+      envs:
+        description: The env slugs to keep.
+        type: list
+        elements: str
+        required: true
 attributes:
   check_mode:
     support: full
@@ -144,7 +213,9 @@ attributes:
         before and after; all of them for an env created or removed.
   idempotent:
     support: full
-    details: A second run with the same options reports RV(ignore:changed=false) and sends no write.
+    details:
+      - A second run with the same options reports RV(ignore:changed=false) and sends no write; a rotation is due
+        only below O(link_generation) or past O(rotate_older_than), which the first run's rotation ends.
 notes:
   - A provider registration that fails leaves the Ductape registration stored; the task fails naming the env and
     the provider's HTTP status, reports RV(ignore:changed=true) (the registration was written), and running it again
@@ -224,6 +295,53 @@ EXAMPLES = r"""
 - name: Show the webhooks that changed
   ansible.builtin.debug:
     msg: "{{ batch.webhooks | selectattr('changed') | map(attribute='webhook_tag') | list }}"
+
+- name: Stop forwarding payment_succeeded in staging, keeping its link for later
+  ductape.webhooks.ductape_webhook:
+    product: my-product
+    access_tag: stripe-payments
+    webhook_tag: payment_succeeded
+    envs:
+      - slug: stg
+    state: disabled
+
+- name: Give the production link a new uuid, the old one working one more hour
+  ductape.webhooks.ductape_webhook:
+    product: my-product
+    access_tag: stripe-payments
+    webhook_tag: payment_succeeded
+    envs:
+      - slug: prd
+        url: https://api.example.com/hooks/stripe/payment-succeeded
+    link_generation: 2
+    rotation_grace: 3600
+  register: rotated
+
+- name: Show the new link and until when the old one works
+  ansible.builtin.debug:
+    msg: "{{ rotated.envs[0].link }} (old link until {{ rotated.envs[0].previous_link.expires_at | default('now') }})"
+
+- name: Rotate every link older than 90 days
+  ductape.webhooks.ductape_webhook:
+    product: my-product
+    access_tag: stripe-payments
+    webhook_tag: payment_succeeded
+    envs:
+      - slug: prd
+        url: https://api.example.com/hooks/stripe/payment-succeeded
+    rotate_older_than: 90d
+    rotation_grace: 86400
+
+- name: Register what is listed and disable every other registration of the app
+  ductape.webhooks.ductape_webhook:
+    product: my-product
+    webhooks:
+      - access_tag: stripe-payments
+        webhook_tag: payment_succeeded
+        envs:
+          - slug: prd
+            url: https://api.example.com/hooks/stripe/payment-succeeded
+    prune: disabled
 """
 
 RETURN = r"""
@@ -251,7 +369,10 @@ envs:
       sample: prd
     action:
       description:
-        - V(created), V(updated), V(unchanged), V(deleted), or V(absent) (O(state=absent) and nothing was registered).
+        - V(created), V(updated), V(unchanged), V(deleted), or V(absent) (O(state=absent) and nothing was registered;
+          O(state=disabled) without a url and nothing registered).
+        - V(enabled), V(disabled) or V(rotated) when only the registration's state or link changes (a created or
+          updated one says V(created) or V(updated), and RV(envs[].state) and RV(envs[].rotated) say the rest).
         - In check mode, what a real run would do.
       type: str
       sample: updated
@@ -281,6 +402,40 @@ envs:
           registration again so that the provider is asked again.
       type: dict
       sample: {status: registered, http_status: 200, at: "2026-01-15T10:02:03Z", error: null}
+    state:
+      description:
+        - V(enabled) or V(disabled), after the task (in check mode, what it would be); null where no registration
+          exists.
+      type: str
+      returned: when the API reports the registration's lifecycle (ductape-local), or a lifecycle step was asked for
+      sample: enabled
+    generation:
+      description: The link's generation, 1 at creation and one more per rotation (in check mode, what it would be).
+      type: int
+      returned: when the API reports the registration's lifecycle (ductape-local), or a lifecycle step was asked for
+      sample: 2
+    link_created_at:
+      description: When the current link was made (ISO 8601, UTC); the age O(rotate_older_than) compares.
+      type: str
+      returned: when the API reports the registration's lifecycle (ductape-local), or a lifecycle step was asked for
+      sample: "2026-12-02T02:10:00Z"
+    previous_link:
+      description:
+        - During a rotation's grace period, the old link, still forwarding, with C(uuid), C(link) and C(expires_at);
+          else null.
+      type: dict
+      returned: when the API reports the registration's lifecycle (ductape-local), or a lifecycle step was asked for
+      sample:
+        uuid: 0f8c2a4e-7d61-4b7a-9e55-3c2d1b0a9f87
+        link: https://webhooks.ductape.app/webhooks/v1/process/0f8c2a4e-7d61-4b7a-9e55-3c2d1b0a9f87
+        expires_at: "2026-12-02T03:10:00Z"
+    rotated:
+      description:
+        - How many times the link was rotated (in check mode, would be); RV(envs[].link) is then the new link (in
+          check mode still the current one).
+      type: int
+      returned: with O(link_generation) or O(rotate_older_than)
+      sample: 1
 webhooks:
   description:
     - With O(webhooks), one entry per webhook in the order given, also when the task failed.
@@ -293,9 +448,14 @@ webhooks:
       type: str
       sample: stripe-payments
     webhook_tag:
-      description: The webhook's tag.
+      description: The webhook's tag (C(*) in the failure of an access tag whose registrations could not be read
+        for O(prune)).
       type: str
       sample: payment_succeeded
+    pruned:
+      description: True for a webhook that O(webhooks) does not list, whose registrations O(prune) removes or disables.
+      type: bool
+      returned: with O(prune), for the pruned webhooks
     changed:
       description: Whether any of its envs was created, updated or deleted (or would be, in check mode).
       type: bool
@@ -319,6 +479,8 @@ diff:
     - For each written env, the keys that change (url, method, auth with every value masked) before and after; all
       of them for a created or removed env, and for an env sent again only because its provider does not hold the
       link yet. Only with C(--diff).
+    - A state change shows C(state) before and after; a rotation C(link) (and C(generation)) before and after, the new
+      link as C((new link, assigned by the server)) in check mode.
     - With O(webhooks), one more level keyed C(ACCESS_TAG/WEBHOOK_TAG), holding the webhooks that write only.
   returned: when diff mode is on
   type: dict
@@ -329,12 +491,16 @@ diff:
 
 from ansible_collections.ductape.webhooks.plugins.module_utils._engine import (
     DEFAULT_PARALLELISM,
+    STATES,
     batch_report,
     check_states,
     converge,
     form_problem,
     parallelism_problems,
+    prune_of,
     refusal,
+    rotation_of,
+    rotation_problems,
     single_report,
     webhook_states,
 )
@@ -369,14 +535,24 @@ def argument_spec():
             webhook_tag=dict(type="str", required=True),
             envs=dict(envs, required=True),
         )),
-        state=dict(type="str", choices=["present", "absent"], default="present"),
+        state=dict(type="str", choices=list(STATES), default="present"),
+        link_generation=dict(type="int"),
+        rotate_older_than=dict(type="str"),
+        rotation_grace=dict(type="int", default=0),
+        prune=dict(type="str", choices=["absent", "disabled"]),
+        prune_keep=dict(type="list", elements="dict", options=dict(
+            access_tag=dict(type="str", required=True),
+            webhook_tag=dict(type="str", required=True),
+            envs=dict(type="list", elements="str", required=True),
+        )),
         parallelism=dict(type="int", default=DEFAULT_PARALLELISM),
     )
     return spec
 
 
 SINGLE_FORM = ("access_tag", "webhook_tag", "envs")
-ARGUMENT_SPEC_OPTIONS = dict(mutually_exclusive=[("webhooks", option) for option in SINGLE_FORM])
+ARGUMENT_SPEC_OPTIONS = dict(mutually_exclusive=[("webhooks", option) for option in SINGLE_FORM],
+                             required_by=dict(prune=("webhooks",), prune_keep=("prune",)))
 
 
 def run(params, check_mode, want_diff, warn):
@@ -385,15 +561,17 @@ def run(params, check_mode, want_diff, warn):
     if problem:
         return refusal([problem])
     batch = params.get("webhooks") is not None
-    webhooks = webhook_states(params, link_only=False)
-    problems = parallelism_problems(params["parallelism"]) + check_states(webhooks, params["state"])
+    problems = parallelism_problems(params["parallelism"]) + rotation_problems(params)
+    webhooks = webhook_states(params, link_only=False, rotation=None if problems else rotation_of(params))
+    problems += check_states(webhooks, params["state"])
     if problems:
         return refusal(problems, "nothing was written: " if batch else "")
     try:
         client = client_for(params, warn, pool_size=params["parallelism"])
     except DuctapeApiError as error:
         return refusal([str(error)])
-    outcomes = converge(client, params["product"], webhooks, params["state"], check_mode, params["parallelism"])
+    outcomes = converge(client, params["product"], webhooks, params["state"], check_mode, params["parallelism"],
+                        prune=prune_of(params))
     return batch_report(outcomes, want_diff) if batch else single_report(outcomes[0], want_diff)
 
 

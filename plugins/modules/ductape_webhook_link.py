@@ -18,6 +18,8 @@ description:
     provider; any auth stored by an earlier full registration (M(ductape.webhooks.ductape_webhook)) is kept.
   - The current registration is read first; nothing is written when url and method already match, and the same
     link comes back every time for the life of the registration.
+  - A registration that M(ductape.webhooks.ductape_webhook) disabled (O(ductape.webhooks.ductape_webhook#module:state=disabled))
+    is enabled again, on the same link, where the API reports the state (ductape-local).
   - O(webhooks) does the same for several webhooks and envs in one task (the batch form), instead of O(access_tag),
     O(webhook_tag), O(env), O(url) and O(method); the reads and writes are those of
     M(ductape.webhooks.ductape_webhook)'s batch form (see O(parallelism)), one generate-link request per env that

@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ductape_local import __version__, control_plane, deliveries, ingress, test_mode
+from ductape_local import __version__, compat, control_plane, deliveries, ingress, test_mode
 from ductape_local.catalog import Catalog, SeedError, load_seed_file, parse_catalog
 from ductape_local.config import ServerConfig
 from ductape_local.envelope import install_error_handlers
@@ -46,7 +46,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.config = config
     app.state.store = store
     app.state.catalog = load_catalog(store, config)
-    app.state.registrar = Registrar(store, config.public_url, config.provider_timeout)
+    app.state.registrar = Registrar(store, config.link_base, config.provider_timeout)
     app.state.middleware = ingress.Middleware(store, config)
     install_error_handlers(app)
     app.include_router(control_plane.router)
@@ -61,6 +61,9 @@ def create_app(config: ServerConfig) -> FastAPI:
                      "body_timeout": config.body_timeout, "test_mode": config.test_mode}
     # Added last, so outermost: it answers every failure of the routes and middleware inside it.
     app.add_middleware(Guard, **guard_options)
+    if config.compat:
+        # Outside the guard: what compat mode does not offer is answered before anything else reads it.
+        app.state.session_tokens = compat.install(app, config)
     # The same guard in front of the events, which bypass the middleware stack: on the ingress prefix
     # it adds only a try block (quiet hang-ups, a failure answered 500 with one line naming its type,
     # a test-mode crash fault included); the event's body is bounded by the accept path (--max-body)

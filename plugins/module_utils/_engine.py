@@ -26,6 +26,14 @@ How it reads and writes, at a distance from the API:
   a later DELETE failing).
 
 Nothing in an outcome holds an auth value: desired auth is only digested and masked here.
+
+A server that answers less than ductape-local (the hosted Ductape: no ``auth_digest``, no ``link`` in
+the listing) is still compared honestly. Url and method are compared as always. Auth that cannot be
+compared is never "unchanged" in silence: with ``auth_unknown: changed`` (the default) the env is
+updated and reported changed; with ``auth_unknown: send`` the registration is sent again on every run
+and reported changed only when url or method differ. Either way the env's result says
+``auth_compared: false`` and the task warns. A link env whose listing row carries no link asks the
+server for it again (generate-link, an upsert that changes nothing), since a link is never made here.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -49,6 +57,8 @@ from ansible_collections.ductape.webhooks.plugins.module_utils._rules import (
     webhook_tag_problems,
 )
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import (
+    AUTH_UNKNOWN_CHANGED,
+    AUTH_UNKNOWN_SEND,
     DuctapeApiError,
     auth_matches,
     mask_auth,
@@ -114,12 +124,17 @@ class WebhookState:
 class EnvOutcome:
     """What happened (or, in check mode, would happen) to one env."""
 
-    def __init__(self, state, action=None, current=None, answer=None, auth_changed=False):
+    def __init__(self, state, action=None, current=None, answer=None, auth_changed=False, auth_unknown=False,
+                 resend=False):
         self.state = state
         self.action = action
         self.current = current
         self.answer = answer
         self.auth_changed = auth_changed
+        # The stored auth could not be compared (the server gives no digest).
+        self.auth_unknown = auth_unknown
+        # Sent although unchanged: auth that cannot be compared (auth_unknown: send), or a link to read.
+        self.resend = resend
 
     @property
     def slug(self):
@@ -316,8 +331,16 @@ def provider_left_undone(registration):
     return isinstance(provider, dict) and provider.get("status") != "registered"
 
 
-def decide(env, current, state):
-    """(action, auth_changed) for one env."""
+def auth_comparable(env, current, state):
+    """False when the env's stored auth matters and cannot be compared: no digest, or one unreadable."""
+    if state == "absent" or current is None or env.link_only:
+        return True
+    return auth_matches(env.auth, current.get("auth_digest")) is not None
+
+
+def decide(env, current, state, auth_unknown=AUTH_UNKNOWN_CHANGED):
+    """(action, auth_changed) for one env. ``auth_unknown`` is what auth that cannot be compared counts as:
+    ``changed`` (an update), or ``send`` (sent again by the caller, a change only if url or method differ)."""
     if state == "absent":
         return (DELETED if current else ABSENT), False
     if current is None:
@@ -325,8 +348,8 @@ def decide(env, current, state):
     if env.link_only:
         same = url_matches(env.url, current) and current.get("method") == env.method
         return (UNCHANGED if same else UPDATED), False
-    # An absent or unreadable digest is unknown: sent again, as an update.
-    auth_changed = auth_matches(env.auth, current.get("auth_digest")) is not True
+    verdict = auth_matches(env.auth, current.get("auth_digest"))
+    auth_changed = verdict is False or (verdict is None and auth_unknown != AUTH_UNKNOWN_SEND)
     if not url_matches(env.url, current) or current.get("method") != env.method or auth_changed:
         return UPDATED, auth_changed
     if provider_left_undone(current):
@@ -336,7 +359,7 @@ def decide(env, current, state):
     return UNCHANGED, False
 
 
-def _plan(webhook, reading, product, state):
+def _plan(webhook, reading, product, state, auth_unknown=AUTH_UNKNOWN_CHANGED):
     """[EnvOutcome] with the planned actions, or a failure message (unknown webhook, unknown env)."""
     if reading.error:
         return None, reading.error
@@ -353,8 +376,10 @@ def _plan(webhook, reading, product, state):
     planned = []
     for env in webhook.envs:
         current = current_by_env.get(env.slug)
-        action, auth_changed = decide(env, current, state)
-        planned.append(EnvOutcome(env, action, current, None, auth_changed))
+        action, auth_changed = decide(env, current, state, auth_unknown)
+        unknown = not auth_comparable(env, current, state)
+        resend = action == UNCHANGED and (unknown or (env.link_only and not (current or {}).get("link")))
+        planned.append(EnvOutcome(env, action, current, None, auth_changed, unknown, resend))
     return planned, None
 
 
@@ -373,7 +398,8 @@ class _Write:
 
 def _writes_of(index, webhook, planned, client, product):
     writes = []
-    to_register = [env for env in planned if env.action in (CREATED, UPDATED) and not env.state.link_only]
+    to_register = [env for env in planned
+                   if (env.action in (CREATED, UPDATED) or env.resend) and not env.state.link_only]
     if to_register:
         def register(envs=to_register):
             answer = client.register(product, webhook.access_tag, webhook.webhook_tag,
@@ -384,7 +410,7 @@ def _writes_of(index, webhook, planned, client, product):
                 env.answer = by_env.get(env.slug)
         writes.append(_Write(index, to_register, register))
     for env in planned:
-        if env.action in (CREATED, UPDATED) and env.state.link_only:
+        if (env.action in (CREATED, UPDATED) or env.resend) and env.state.link_only:
             def link(env=env):
                 env.answer = client.generate_link(product, webhook.access_tag, webhook.webhook_tag, env.slug,
                                                   env.state.url, env.state.method)
@@ -417,17 +443,20 @@ def _run_write(write, name, stop):
 def converge(client, product, webhooks, state, check_mode, parallelism=DEFAULT_PARALLELISM):
     """[Outcome] for ``webhooks`` ([WebhookState], checked with check_states first), in input order."""
     stop = _Stop()
+    auth_unknown = getattr(client, "auth_unknown", AUTH_UNKNOWN_CHANGED)
     readings = read_webhooks(client, product, [(w.access_tag, w.webhook_tag) for w in webhooks], parallelism, stop)
     outcomes = []
     writes = []
     for index, webhook in enumerate(webhooks):
-        planned, problem = _plan(webhook, readings[(webhook.access_tag, webhook.webhook_tag)], product, state)
+        planned, problem = _plan(webhook, readings[(webhook.access_tag, webhook.webhook_tag)], product, state,
+                                 auth_unknown)
         if problem is not None:
             outcomes.append(Outcome(webhook, [EnvOutcome(env) for env in webhook.envs], problem))
             continue
         outcomes.append(Outcome(webhook, planned))
         if not check_mode:
             writes.extend(_writes_of(index, webhook, planned, client, product))
+    _warn_auth_unknown(client, outcomes, auth_unknown, check_mode)
     for write in _run_all([lambda write=write: _run_write(write, webhooks[write.index].name, stop)
                            for write in writes], parallelism):
         if write.error is not None:
@@ -436,16 +465,38 @@ def converge(client, product, webhooks, state, check_mode, parallelism=DEFAULT_P
     return outcomes
 
 
+def _warn_auth_unknown(client, outcomes, auth_unknown, check_mode):
+    """One warning naming every env whose stored auth could not be compared, and what was done about it."""
+    named = ["%s in %s" % (outcome.state.name, ", ".join(env.slug for env in outcome.envs if env.auth_unknown))
+             for outcome in outcomes if any(env.auth_unknown for env in outcome.envs)]
+    warn = getattr(client, "warn", None)
+    if not named or warn is None:
+        return
+    if auth_unknown == AUTH_UNKNOWN_SEND:
+        done = ("%s sent again, and counted as changed only where url or method differ (auth_unknown: send)"
+                % ("it would be" if check_mode else "it is"))
+    else:
+        done = ("%s reported as changed (auth_unknown: changed; with auth_unknown: send it is sent on every run "
+                "and only url or method changes count)" % ("it would be sent again and is" if check_mode
+                                                           else "it is sent again and"))
+    warn("the Ductape API gives no auth digest for %s, so the auth stored there cannot be compared with "
+         "the auth given: %s" % ("; ".join(named), done))
+
+
 # Reporting: one result per env, one diff builder, one failure report.
 
 
 def public_registration(registration):
     """A registration as a module returns it (C1, C2): no digest, ``has_auth`` and the masked keys, url masked."""
     shown = dict((key, value) for key, value in registration.items() if key not in ("auth_digest", "url_digest"))
-    auth = registration.get("auth") if isinstance(registration.get("auth"), dict) else {}
-    shown["auth"] = dict((part, dict((key, MASK) for key in values)) for part, values in auth.items()
-                         if isinstance(values, dict) and values)
-    shown["has_auth"] = bool(shown["auth"])
+    if "auth" not in registration:
+        # The server does not show the stored auth (the hosted Ductape): unknown, not "none".
+        shown.update(auth=None, has_auth=None)
+    else:
+        auth = registration.get("auth") if isinstance(registration.get("auth"), dict) else {}
+        shown["auth"] = dict((part, dict((key, MASK) for key in values)) for part, values in auth.items()
+                             if isinstance(values, dict) and values)
+        shown["has_auth"] = bool(shown["auth"])
     if "url" in shown:
         shown["url"] = mask_url(shown["url"])
     return shown
@@ -473,7 +524,7 @@ def env_result(env):
     """One env as a result shows it: names, links and statuses only, never an auth value; the url masked."""
     source = env.answer or env.current or {}
     shown = env.answer or (env.state.desired() if env.action in (CREATED, UPDATED) else None) or source
-    return dict(
+    shown = dict(
         slug=env.slug,
         action=env.action,
         uuid=source.get("uuid"),
@@ -482,18 +533,22 @@ def env_result(env):
         method=shown.get("method") or (env.state.method if env.state.url else None),
         provider_registration=source.get("provider_registration"),
     )
+    if env.auth_unknown:
+        shown["auth_compared"] = False
+    return shown
 
 
-def _view(registration, masked_auth, auth_changed, link_only):
+def _view(registration, masked_auth, auth_changed, link_only, auth_unknown=False):
     if registration is None:
         return None
     view = dict(url=mask_url(registration.get("url")), method=registration.get("method"))
-    if link_only:
-        return view
+    if link_only or masked_auth is None:
+        return view  # masked_auth None: the server does not show the stored auth's keys
     auth = masked_auth
     if auth_changed:
         # The masks would look the same before and after; say that a secret changed without showing it.
-        auth = dict((part, dict((key, MASK + " (changed)") for key in values)) for part, values in auth.items())
+        note = " (not comparable: sent again)" if auth_unknown else " (changed)"
+        auth = dict((part, dict((key, MASK + note) for key in values)) for part, values in auth.items())
         auth = auth or {"changed": "(all auth removed)"}
     view["auth"] = auth
     return view
@@ -524,10 +579,11 @@ def diff_of(outcome):
         link_only = env.state.link_only
         keys = _changed_keys(env)
         if env.current is not None:
-            before[env.slug] = _only(_view(env.current, env.current.get("auth") or {}, False, link_only), keys)
+            stored_auth = env.current.get("auth") or ({} if "auth" in env.current or not env.auth_unknown else None)
+            before[env.slug] = _only(_view(env.current, stored_auth, False, link_only), keys)
         if env.action != DELETED:
             after[env.slug] = _only(_view(env.state.desired(), mask_auth(env.state.auth), env.auth_changed,
-                                          link_only), keys)
+                                          link_only, env.auth_unknown), keys)
     return dict(before=before, after=after)
 
 

@@ -19,6 +19,9 @@ description:
     using O(envs[].auth) as that request's authentication and structure (Ductape's C(webhooks.enable)).
   - The current registrations are read first and compared on url, method and a digest of the auth; only the envs
     that differ are written. Environments not listed are never touched.
+  - An API that gives no auth digest (the hosted Ductape, as far as known) cannot show whether the stored auth
+    is the one given; O(auth_unknown) says what the task does then, and it is never reported unchanged in
+    silence. See the guide "Ductape's API and this collection".
   - With O(state=absent), the registrations of the listed environments are removed, and nothing else.
   - O(webhooks) does the same for several webhooks in one task (the batch form), instead of O(access_tag),
     O(webhook_tag) and O(envs); a loop over many webhooks costs a task invocation per item, the batch one in all.
@@ -31,7 +34,8 @@ extends_documentation_fragment:
   - ductape.webhooks.attributes.actiongroup_ductape
 options:
   product:
-    description: The product's tag.
+    description:
+      - The product's tag, for example V(my-product), or workspace-prefixed as Ductape writes it, V(acme_space:shop).
     type: str
     required: true
   access_tag:
@@ -260,7 +264,11 @@ envs:
       type: str
       sample: 0f8c2a4e-7d61-4b7a-9e55-3c2d1b0a9f87
     link:
-      description: The Ductape-wrapped link that forwards to O(envs[].url); stable for the life of the registration.
+      description:
+        - The Ductape-wrapped link that forwards to O(envs[].url); stable for the life of the registration.
+        - Always the link the API answered, never one made from O(api_url); null where the API's answers carry
+          none (the hosted Ductape's register and listing, as far as known; M(ductape.webhooks.ductape_webhook_link)
+          asks for it).
       type: str
       sample: https://webhooks.ductape.app/webhooks/v1/process/0f8c2a4e-7d61-4b7a-9e55-3c2d1b0a9f87
     url:
@@ -281,6 +289,13 @@ envs:
           registration again so that the provider is asked again.
       type: dict
       sample: {status: registered, http_status: 200, at: "2026-01-15T10:02:03Z", error: null}
+    auth_compared:
+      description:
+        - V(false) when the API gave no auth digest for the env, so that the stored auth could not be compared
+          with O(envs[].auth); what was done is what O(auth_unknown) says, and the task warns.
+      returned: when the stored auth could not be compared
+      type: bool
+      sample: false
 webhooks:
   description:
     - With O(webhooks), one entry per webhook in the order given, also when the task failed.

@@ -134,6 +134,8 @@ options:
     description:
       - V(present) creates or updates the registration of each listed env.
       - V(absent) removes the registration of each listed env; only O(envs[].slug) is needed.
+      - V(absent) needs C(DELETE /webhooks/v1/registrations/{uuid}), an extension of ductape-local that the hosted
+        Ductape is not known to offer; a server without it fails the env naming the operation and saying so.
     type: str
     choices: [present, absent]
     default: present

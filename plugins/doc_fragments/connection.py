@@ -91,8 +91,9 @@ notes:
   - Set the connection once for every ductape task of a play with C(module_defaults) and the action group
     C(group/ductape.webhooks.ductape), or with the variables C(ductape_api_url), C(ductape_access_key),
     C(ductape_validate_certs), C(ductape_timeout), C(ductape_retries), C(ductape_auth_header),
-    C(ductape_token_exchange) and C(ductape_auth_unknown) (inventory, play or role variables), which the action plugin reads for an option the task does not set, before the
-    environment variables. The variables keep the access key out of the task's arguments, which
+    C(ductape_token_exchange) and C(ductape_auth_unknown) (inventory, play or role variables), which the
+    action plugin reads for an option the task does not set, before the environment variables.
+    The variables keep the access key out of the task's arguments, which
     E(ANSIBLE_DISPLAY_ARGS_TO_STDOUT) prints (AWX/AAP job events); a message about an option taken from
     a variable names the variable.
   - Do not pass the access key through a task's C(environment); when the module runs on a target,

@@ -348,9 +348,8 @@ class _Credentials:
 
     def __init__(self, access_key, header="authorization", exchange=None):
         if header not in AUTH_HEADERS:
-            raise DuctapeApiError("auth_header: must be one of %s (got %s)" % (", ".join(AUTH_HEADERS),
-                                                                              json.dumps(header)),
-                                  option="auth_header")
+            raise DuctapeApiError("auth_header: must be one of %s (got %s)"
+                                  % (", ".join(AUTH_HEADERS), json.dumps(header)), option="auth_header")
         self.access_key = access_key or ""
         self.header = header
         self.exchange = exchange
@@ -599,8 +598,7 @@ class DuctapeClient:
                     raise DuctapeApiError(
                         "%s: this Ductape API (%s) does not offer it: %s %s answered HTTP %d. It is an extension of "
                         "ductape-local beyond Ductape's three webhook routes (see the guide \"Ductape's API and this "
-                        "collection\")" % (operation, self.shown_api_url, method, path.split("?", 1)[0],
-                                            response.status_code),
+                        "collection\")" % (operation, self.shown_api_url, method, path, response.status_code),
                         status=response.status_code, operation=operation, not_offered=True)
                 if response.status_code not in RETRYABLE_STATUSES or self._is_the_apis_own_502(response):
                     return self._unwrap(operation, response, env_slugs, with_meta)

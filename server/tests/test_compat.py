@@ -212,3 +212,33 @@ def test_the_ingress_url_is_the_link_base_and_one_of_the_servers_own_addresses(t
                           ingress_url="https://webhooks.ductape.app/")
     assert config.link_base == "https://webhooks.ductape.app"
     assert ("webhooks.ductape.app", 443) in config.listen_addresses
+
+
+def test_a_loopback_ingress_url_on_another_port_is_listened_on_for_events_only():
+    from ductape_local.testing import free_port
+
+    ingress = f"http://127.0.0.1:{free_port()}"
+    with LocalServer(example_seed(), compat="ductape", ingress_url=ingress) as running:
+        link = data_of(call(running, "POST", "/webhooks/v1/generate-link", session(running), json=link_body()))
+        assert link.startswith(ingress + "/webhooks/v1/process/")
+        delivered = requests.post(link, json={"event": "charge.success"}, timeout=30)
+        assert delivered.status_code == 202, delivered.text
+        # the ingress port answers events and nothing else, with or without a credential
+        for headers in (None, session(running)):
+            response = requests.get(ingress + "/webhooks/v1/webhooks", headers=headers, timeout=30,
+                                    params={"product": PRODUCT, "access_tag": ACCESS_TAG})
+            assert "no such route" in error_of(response, 404)
+        assert requests.post(ingress + "/webhooks/v1/session", headers=running.auth_headers,
+                             timeout=30).status_code == 404
+        # and the API's port still takes the same link's events
+        assert requests.post(running.url + urlsplit(link).path, json={}, timeout=30).status_code == 202
+
+
+def test_an_ingress_url_elsewhere_or_on_the_apis_own_port_opens_no_listener(tmp_path):
+    def listener(url):
+        return ServerConfig(db_path=tmp_path / "db", public_url="http://127.0.0.1:4311", ingress_url=url,
+                            port=4311).ingress_listener
+
+    assert listener("https://webhooks.ductape.app") is None
+    assert listener("http://127.0.0.1:4311") is None
+    assert listener("http://127.0.0.1:4312") == ("127.0.0.1", 4312)

@@ -7,7 +7,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ductape_local import __version__, compat, control_plane, deliveries, ingress, test_mode
 from ductape_local.catalog import Catalog, SeedError, load_seed_file, parse_catalog
 from ductape_local.config import ServerConfig
-from ductape_local.envelope import install_error_handlers
+from ductape_local.envelope import failure_response, install_error_handlers
 from ductape_local.limits import Guard
 from ductape_local.registrations import Registrar
 from ductape_local.store import Store
@@ -32,10 +32,17 @@ class DuctapeLocalApp(FastAPI):
     `add_middleware` sees them, so `create_app` wraps `event_handler` itself in what events need."""
 
     event_handler: ASGIApp | None = None
+    # The port of the --ingress-url listener, which answers provider events and nothing else.
+    ingress_only_port: int | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.event_handler is not None and scope["type"] == "http" and ingress.is_event_request(scope):
             await self.event_handler(scope, receive, send)
+            return
+        if (self.ingress_only_port is not None and scope["type"] == "http"
+                and (scope.get("server") or (None, None))[1] == self.ingress_only_port):
+            await failure_response(404, f"no such route: {scope['method']} {scope['path']} (this port is the "
+                                        "ingress: /webhooks/v1/process/<uuid> only)")(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
@@ -48,6 +55,8 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.catalog = load_catalog(store, config)
     app.state.registrar = Registrar(store, config.link_base, config.provider_timeout)
     app.state.middleware = ingress.Middleware(store, config)
+    listener = config.ingress_listener
+    app.ingress_only_port = listener[1] if listener else None
     install_error_handlers(app)
     app.include_router(control_plane.router)
     app.include_router(ingress.router)

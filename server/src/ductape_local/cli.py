@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "every other route answers 404 (see server/README.md)")
     serve.add_argument("--ingress-url", type=base_url_option("ingress_url"),
                        help="base URL of the wrapped links when providers reach them on another host than the API "
-                            "(like https://webhooks.ductape.app); this server accepts them on its own port too "
+                            "(like https://webhooks.ductape.app); this server accepts them on its own port too, and "
+                            "listens on the url's port for events only when it is a loopback address or --host "
                             "(default: the public url)")
     serve.add_argument("--session-ttl", type=number_option("session_ttl"), default=config.DEFAULT_SESSION_TTL,
                        help="seconds a compat-mode session token stays valid (default: %(default)s)")
@@ -157,10 +158,22 @@ def serve(args: argparse.Namespace) -> int:
           f"definitions: {definitions}); links on {config_.link_base}" + ("; test mode" if config_.test_mode else "")
           + (f"; compat mode {config_.compat}" if config_.compat else ""),
           file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=LOG_CONFIG, timeout_graceful_shutdown=3,
-                http=guarded_protocol(config_.header_timeout, config_.body_timeout), timeout_keep_alive=config_.keep_alive,
-                limit_concurrency=config_.max_connections, backlog=config_.backlog)
-    return 0
+    options = dict(log_config=LOG_CONFIG, timeout_graceful_shutdown=3,
+                   http=guarded_protocol(config_.header_timeout, config_.body_timeout),
+                   timeout_keep_alive=config_.keep_alive, limit_concurrency=config_.max_connections,
+                   backlog=config_.backlog)
+    listener = config_.ingress_listener
+    if listener is None:
+        uvicorn.run(app, host=args.host, port=args.port, **options)
+        return 0
+    # One server on two sockets (one lifespan, one delivery worker): the API's, and the ingress url's,
+    # which answers provider events only (DuctapeLocalApp.ingress_only_port).
+    server_config = uvicorn.Config(app, host=args.host, port=args.port, **options)
+    sockets = [server_config.bind_socket(),
+               uvicorn.Config(app, host=listener[0], port=listener[1], **options).bind_socket()]
+    server = uvicorn.Server(server_config)
+    server.run(sockets=sockets)
+    return 0 if server.started else 1
 
 
 def main(argv: list[str] | None = None) -> int:

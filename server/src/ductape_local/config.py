@@ -125,6 +125,20 @@ class ServerConfig:
         return (self.ingress_url or self.public_url).rstrip("/")
 
     @property
+    def ingress_listener(self) -> tuple[str, int] | None:
+        """(host, port) of the ingress url when this machine must listen there too: a loopback or the
+        bind address, on another port than the API's. None when the ingress url is elsewhere (a public
+        host in front of this server) or is the API's own address."""
+        if not self.ingress_url:
+            return None
+        parts = urlsplit(self.ingress_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        host = parts.hostname or ""
+        if host not in ("127.0.0.1", "localhost", "::1", self.host) or port == self.port:
+            return None
+        return host, port
+
+    @property
     def listen_addresses(self) -> tuple[tuple[str, int], ...]:
         """(host, port) pairs on which this server's links arrive: where it listens, the public url and
         the ingress url."""

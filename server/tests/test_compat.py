@@ -1,6 +1,11 @@
 """`--compat ductape`: the hosted Ductape's shapes, the 404 allowlist, and the session token it requires."""
 from __future__ import annotations
 
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -9,7 +14,7 @@ import requests
 from conftest import data_of, error_of, example_seed
 from ductape_local.compat import ROW_KEYS, SessionTokens
 from ductape_local.config import ServerConfig
-from ductape_local.testing import LocalServer
+from ductape_local.testing import LocalServer, free_port
 
 INGRESS = "https://webhooks.ductape.test"
 PRODUCT = "acme_space:shop"
@@ -215,8 +220,6 @@ def test_the_ingress_url_is_the_link_base_and_one_of_the_servers_own_addresses(t
 
 
 def test_a_loopback_ingress_url_on_another_port_is_listened_on_for_events_only():
-    from ductape_local.testing import free_port
-
     ingress = f"http://127.0.0.1:{free_port()}"
     with LocalServer(example_seed(), compat="ductape", ingress_url=ingress) as running:
         link = data_of(call(running, "POST", "/webhooks/v1/generate-link", session(running), json=link_body()))
@@ -242,3 +245,20 @@ def test_an_ingress_url_elsewhere_or_on_the_apis_own_port_opens_no_listener(tmp_
     assert listener("https://webhooks.ductape.app") is None
     assert listener("http://127.0.0.1:4311") is None
     assert listener("http://127.0.0.1:4312") == ("127.0.0.1", 4312)
+
+
+def test_the_readme_compat_mode_calls_run_as_printed(compat):
+    """server/README.md's "Compat mode" console block (after its serve line), only the port replaced."""
+    if shutil.which("curl") is None:
+        pytest.fail("curl is needed to run the README's calls as a reader would; install it (apt install curl)")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Compat mode", 1)[1].split("\n## ", 1)[0]
+    [block] = re.findall(r"```console\n(.*?)```", section, re.S)
+    commands = [line[2:] if line.startswith("$ ") else line for line in block.splitlines()]
+    assert commands[0].startswith("ductape-local serve ") and "--compat ductape" in commands[0]
+    script = "set -euo pipefail\n" + "\n".join(commands[1:]).replace("http://127.0.0.1:4311", compat.url)
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["status"] is True and answer["meta"] == {}
+    assert [w["tag"] for w in answer["data"]] == ["charge_success", "transfer_success"]

@@ -32,6 +32,14 @@ How it reads and writes, at a distance from the API:
   a later DELETE failing).
 
 Nothing in an outcome holds an auth value: desired auth is only digested and masked here.
+
+A server that answers less than ductape-local (the hosted Ductape: no ``auth_digest``, no ``link`` in
+the listing) is still compared honestly. Url and method are compared as always. Auth that cannot be
+compared is never "unchanged" in silence: with ``auth_unknown: changed`` (the default) the env is
+updated and reported changed; with ``auth_unknown: send`` the registration is sent again on every run
+and reported changed only when url or method differ. Either way the env's result says
+``auth_compared: false`` and the task warns. A link env whose listing row carries no link asks the
+server for it again (generate-link, an upsert that changes nothing), since a link is never made here.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -57,6 +65,8 @@ from ansible_collections.ductape.webhooks.plugins.module_utils._rules import (
     webhook_tag_problems,
 )
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import (
+    AUTH_UNKNOWN_CHANGED,
+    AUTH_UNKNOWN_SEND,
     DuctapeApiError,
     auth_matches,
     mask_auth,
@@ -226,7 +236,8 @@ class WebhookState:
 class EnvOutcome:
     """What happened (or, in check mode, would happen) to one env."""
 
-    def __init__(self, state, action=None, current=None, answer=None, auth_changed=False, steps=None):
+    def __init__(self, state, action=None, current=None, answer=None, auth_changed=False, steps=None,
+                 auth_unknown=False, resend=False):
         self.state = state
         self.action = action
         self.current = current
@@ -236,6 +247,10 @@ class EnvOutcome:
         self.steps = list(steps or [])
         self.done = 0
         self.written = False  # the registration's own write (or nothing to write) went through
+        # The stored auth could not be compared (the server gives no digest).
+        self.auth_unknown = auth_unknown
+        # Sent although unchanged: auth that cannot be compared (auth_unknown: send), or a link to read.
+        self.resend = resend
 
     @property
     def slug(self):
@@ -474,8 +489,17 @@ def provider_left_undone(registration):
     return isinstance(provider, dict) and provider.get("status") != "registered"
 
 
-def decide(env, current, state):
-    """(action, auth_changed) of one env's registration itself (its lifecycle steps: plan_env)."""
+def auth_comparable(env, current, state):
+    """False when the env's stored auth matters and cannot be compared: no digest, or one unreadable."""
+    if state == "absent" or current is None or env.link_only or env.url is None:
+        return True
+    return auth_matches(env.auth, current.get("auth_digest")) is not None
+
+
+def decide(env, current, state, auth_unknown=AUTH_UNKNOWN_CHANGED):
+    """(action, auth_changed) of one env's registration itself (its lifecycle steps: plan_env).
+    ``auth_unknown`` is what auth that cannot be compared counts as: ``changed`` (an update), or
+    ``send`` (sent again by the caller, a change only if url or method differ)."""
     if state == "absent":
         return (DELETED if current else ABSENT), False
     if state == "disabled" and env.url is None:
@@ -486,8 +510,8 @@ def decide(env, current, state):
     if env.link_only:
         same = url_matches(env.url, current) and current.get("method") == env.method
         return (UNCHANGED if same else UPDATED), False
-    # An absent or unreadable digest is unknown: sent again, as an update.
-    auth_changed = auth_matches(env.auth, current.get("auth_digest")) is not True
+    verdict = auth_matches(env.auth, current.get("auth_digest"))
+    auth_changed = verdict is False or (verdict is None and auth_unknown != AUTH_UNKNOWN_SEND)
     if not url_matches(env.url, current) or current.get("method") != env.method or auth_changed:
         return UPDATED, auth_changed
     if provider_left_undone(current):
@@ -524,13 +548,15 @@ def rotations_due(rotation, current, now):
     return due, None
 
 
-def plan_env(env, current, state, now=None):
+def plan_env(env, current, state, now=None, auth_unknown=AUTH_UNKNOWN_CHANGED):
     """The one decision for one env: (EnvOutcome with its action and lifecycle steps, problem or None).
 
     ``present`` enables a disabled registration; ``disabled`` disables an enabled one (after creating or
     updating it when a url is given); the rotations due follow (present only).
     """
-    action, auth_changed = decide(env, current, state)
+    action, auth_changed = decide(env, current, state, auth_unknown)
+    unknown = not auth_comparable(env, current, state)
+    resend = action == UNCHANGED and (unknown or (env.link_only and not (current or {}).get("link")))
     steps = []
     if state == "present" and is_disabled(current):
         steps.append(STEP_ENABLE)
@@ -544,10 +570,10 @@ def plan_env(env, current, state, now=None):
     if action == UNCHANGED and steps:
         # What a reader looks for first: a new link, else the change of state.
         action = ROTATED if STEP_ROTATE in steps else dict(enable=ENABLED, disable=DISABLED)[steps[0]]
-    return EnvOutcome(env, action, current, None, auth_changed, steps), None
+    return EnvOutcome(env, action, current, None, auth_changed, steps, unknown, resend), None
 
 
-def _plan(webhook, reading, product, state):
+def _plan(webhook, reading, product, state, auth_unknown=AUTH_UNKNOWN_CHANGED):
     """[EnvOutcome] with the planned actions, or a failure message (unknown webhook, unknown env)."""
     if reading.error:
         return None, reading.error
@@ -564,7 +590,7 @@ def _plan(webhook, reading, product, state):
     planned = []
     now = utc_now()
     for env in webhook.envs:
-        outcome, problem = plan_env(env, current_by_env.get(env.slug), webhook.state or state, now)
+        outcome, problem = plan_env(env, current_by_env.get(env.slug), webhook.state or state, now, auth_unknown)
         if problem:
             return None, problem
         planned.append(outcome)
@@ -627,7 +653,8 @@ def _run_steps(client, env):
 
 def _writes_of(index, webhook, planned, client, product):
     writes = []
-    to_register = [env for env in planned if env.action in (CREATED, UPDATED) and not env.state.link_only]
+    to_register = [env for env in planned
+                   if (env.action in (CREATED, UPDATED) or env.resend) and not env.state.link_only]
     if to_register:
         def register(envs=to_register):
             answer = client.register(product, webhook.access_tag, webhook.webhook_tag,
@@ -641,7 +668,7 @@ def _writes_of(index, webhook, planned, client, product):
                 _run_steps(client, env)
         writes.append(_Write(index, to_register, register))
     for env in planned:
-        if env.action in (CREATED, UPDATED) and env.state.link_only:
+        if (env.action in (CREATED, UPDATED) or env.resend) and env.state.link_only:
             def link(env=env):
                 env.answer = client.generate_link(product, webhook.access_tag, webhook.webhook_tag, env.slug,
                                                   env.state.url, env.state.method)
@@ -653,7 +680,8 @@ def _writes_of(index, webhook, planned, client, product):
                 env.answer = client.delete_registration(env.current["uuid"], env=env.slug)
                 env.written = True
             writes.append(_Write(index, [env], delete))
-        elif env.action in (ENABLED, DISABLED, ROTATED):
+        elif env.action in (ENABLED, DISABLED, ROTATED) and not env.resend:
+            # (a resent env runs its steps after its own write, above)
             def steps(env=env):
                 env.written = True  # nothing of the registration itself to write
                 _run_steps(client, env)
@@ -688,6 +716,7 @@ def converge(client, product, webhooks, state, check_mode, parallelism=DEFAULT_P
     """[Outcome] for ``webhooks`` ([WebhookState], checked with check_states first), in input order;
     with ``prune`` (a Prune), then one per webhook with registrations to prune (WebhookState.pruned)."""
     stop = _Stop()
+    auth_unknown = getattr(client, "auth_unknown", AUTH_UNKNOWN_CHANGED)
     wanted = [(w.access_tag, w.webhook_tag) for w in webhooks]
     whole_apps = None
     if prune is not None:
@@ -709,13 +738,15 @@ def converge(client, product, webhooks, state, check_mode, parallelism=DEFAULT_P
             readings[(webhook.access_tag, webhook.webhook_tag)] = Reading(entry, app.product_envs, app.app_tags)
         webhooks = list(webhooks) + pruned
     for index, webhook in enumerate(webhooks):
-        planned, problem = _plan(webhook, readings[(webhook.access_tag, webhook.webhook_tag)], product, state)
+        planned, problem = _plan(webhook, readings[(webhook.access_tag, webhook.webhook_tag)], product, state,
+                                 auth_unknown)
         if problem is not None:
             outcomes.append(Outcome(webhook, [EnvOutcome(env) for env in webhook.envs], problem))
             continue
         outcomes.append(Outcome(webhook, planned))
         if not check_mode:
             writes.extend(_writes_of(index, webhook, planned, client, product))
+    _warn_auth_unknown(client, outcomes, auth_unknown, check_mode)
     for write in _run_all([lambda write=write: _run_write(write, webhooks[write.index].name, stop)
                            for write in writes], parallelism):
         if write.error is not None:
@@ -729,16 +760,38 @@ def converge(client, product, webhooks, state, check_mode, parallelism=DEFAULT_P
     return outcomes
 
 
+def _warn_auth_unknown(client, outcomes, auth_unknown, check_mode):
+    """One warning naming every env whose stored auth could not be compared, and what was done about it."""
+    named = ["%s in %s" % (outcome.state.name, ", ".join(env.slug for env in outcome.envs if env.auth_unknown))
+             for outcome in outcomes if any(env.auth_unknown for env in outcome.envs)]
+    warn = getattr(client, "warn", None)
+    if not named or warn is None:
+        return
+    if auth_unknown == AUTH_UNKNOWN_SEND:
+        done = ("%s sent again, and counted as changed only where url or method differ (auth_unknown: send)"
+                % ("it would be" if check_mode else "it is"))
+    else:
+        done = ("%s reported as changed (auth_unknown: changed; with auth_unknown: send it is sent on every run "
+                "and only url or method changes count)" % ("it would be sent again and is" if check_mode
+                                                           else "it is sent again and"))
+    warn("the Ductape API gives no auth digest for %s, so the auth stored there cannot be compared with "
+         "the auth given: %s" % ("; ".join(named), done))
+
+
 # Reporting: one result per env, one diff builder, one failure report.
 
 
 def public_registration(registration):
     """A registration as a module returns it (C1, C2): no digest, ``has_auth`` and the masked keys, url masked."""
     shown = dict((key, value) for key, value in registration.items() if key not in ("auth_digest", "url_digest"))
-    auth = registration.get("auth") if isinstance(registration.get("auth"), dict) else {}
-    shown["auth"] = dict((part, dict((key, MASK) for key in values)) for part, values in auth.items()
-                         if isinstance(values, dict) and values)
-    shown["has_auth"] = bool(shown["auth"])
+    if "auth" not in registration:
+        # The server does not show the stored auth (the hosted Ductape): unknown, not "none".
+        shown.update(auth=None, has_auth=None)
+    else:
+        auth = registration.get("auth") if isinstance(registration.get("auth"), dict) else {}
+        shown["auth"] = dict((part, dict((key, MASK) for key in values)) for part, values in auth.items()
+                             if isinstance(values, dict) and values)
+        shown["has_auth"] = bool(shown["auth"])
     if "url" in shown:
         shown["url"] = mask_url(shown["url"])
     return shown
@@ -797,19 +850,22 @@ def env_result(env):
                       previous_link=source.get("previous_link"))
     if env.state.rotation is not None:
         result["rotated"] = rotations
+    if env.auth_unknown:
+        result["auth_compared"] = False
     return result
 
 
-def _view(registration, masked_auth, auth_changed, link_only):
+def _view(registration, masked_auth, auth_changed, link_only, auth_unknown=False):
     if registration is None:
         return None
     view = dict(url=mask_url(registration.get("url")), method=registration.get("method"))
-    if link_only:
-        return view
+    if link_only or masked_auth is None:
+        return view  # masked_auth None: the server does not show the stored auth's keys
     auth = masked_auth
     if auth_changed:
         # The masks would look the same before and after; say that a secret changed without showing it.
-        auth = dict((part, dict((key, MASK + " (changed)") for key in values)) for part, values in auth.items())
+        note = " (not comparable: sent again)" if auth_unknown else " (changed)"
+        auth = dict((part, dict((key, MASK + note) for key in values)) for part, values in auth.items())
         auth = auth or {"changed": "(all auth removed)"}
     view["auth"] = auth
     return view
@@ -860,10 +916,12 @@ def diff_of(outcome):
         lifecycle_before, lifecycle_after = _lifecycle_views(env)
         registration_written = env.action in (CREATED, UPDATED, DELETED)
         if env.current is not None:
-            view = _only(_view(env.current, env.current.get("auth") or {}, False, link_only), keys)
+            stored_auth = env.current.get("auth") or ({} if "auth" in env.current or not env.auth_unknown else None)
+            view = _only(_view(env.current, stored_auth, False, link_only), keys)
             before[env.slug] = dict(view if registration_written else {}, **lifecycle_before)
         if env.action != DELETED:
-            view = _only(_view(env.state.desired(), mask_auth(env.state.auth), env.auth_changed, link_only), keys)
+            view = _only(_view(env.state.desired(), mask_auth(env.state.auth), env.auth_changed, link_only,
+                               env.auth_unknown), keys)
             after[env.slug] = dict(view if registration_written else {}, **lifecycle_after)
     return dict(before=before, after=after)
 

@@ -3,9 +3,18 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one HTTP client of the collection: every route of the Ductape webhook contract is named here.
 
-It owns the base URL, the access key header, the response envelope, pagination, retries with backoff
-and the shape of every error message. When the hosted wire format differs from the contract in
-docs (ductape-api.md), this file is the one place to adapt.
+It owns the base URL, the credentials (``_Credentials``: the header, and the hook that exchanges the
+access key for a session token), the response envelope, pagination, retries with backoff and the
+shape of every error message. When the hosted wire format differs from the contract in docs
+(ductape-api.md), this file is the one place to adapt.
+
+What the hosted Ductape is known to answer is less than ductape-local's own shapes, and this client
+takes both: generate-link's ``data`` as the link string or as a registration; listing rows without
+``auth_digest``, timestamps or provider status (``auth_matches`` is then None: unknown, and the
+``auth_unknown`` option says what the engine does); one page without a cursor. Every route beyond
+the contract's three is this project's extension: its methods call ``_call(..., extension=True)``,
+and a server that does not offer the route gets an error saying so (``not_offered``), told apart
+from a 404 about the uuid or event asked for.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -45,8 +54,9 @@ from ansible_collections.ductape.webhooks.plugins.module_utils._rules import (
     mask_urls_in_text,
 )
 
-__all__ = ["AUTH_PARTS", "HTTP_METHODS", "MASK", "DuctapeApiError", "DuctapeClient", "auth_digest", "auth_matches",
-           "client_for", "connection_argument_spec", "url_matches"]
+__all__ = ["AUTH_HEADERS", "AUTH_PARTS", "AUTH_UNKNOWN_CHOICES", "HTTP_METHODS", "MASK", "TOKEN_EXCHANGES",
+           "DuctapeApiError", "DuctapeClient", "auth_digest", "auth_matches", "client_for",
+           "connection_argument_spec", "link_uuid", "url_matches"]
 
 DEFAULT_API_URL = "https://api.ductape.app"
 
@@ -76,6 +86,17 @@ ROUTE_ENABLE = "/webhooks/v1/registrations/{uuid}/enable"
 ROUTE_ROTATE = "/webhooks/v1/registrations/{uuid}/rotate"
 ROUTE_TEST = "/webhooks/v1/registrations/{uuid}/test"
 ROUTE_REPLAY = "/webhooks/v1/deliveries/replay"
+# Our guess at the hosted exchange of an access key for a session token, as ductape-local's compat
+# mode implements it (see _exchange_ductape_local).
+ROUTE_SESSION = "/webhooks/v1/session"
+LINK_PATH = "/webhooks/v1/process/"
+
+# auth_header: how the credential travels.
+AUTH_HEADERS = ("authorization", "x-access-token")
+# auth_unknown: what the engine does with an env whose stored auth it cannot compare (no digest).
+AUTH_UNKNOWN_CHANGED = "changed"
+AUTH_UNKNOWN_SEND = "send"
+AUTH_UNKNOWN_CHOICES = (AUTH_UNKNOWN_CHANGED, AUTH_UNKNOWN_SEND)
 
 
 def connection_argument_spec():
@@ -86,6 +107,12 @@ def connection_argument_spec():
         validate_certs=dict(type="bool", default=True),
         timeout=dict(type="float", default=30.0),
         retries=dict(type="int", default=3),
+        auth_header=dict(type="str", default="authorization", choices=list(AUTH_HEADERS),
+                         fallback=(env_fallback, ["DUCTAPE_AUTH_HEADER"])),
+        token_exchange=dict(type="str", default="none", choices=sorted(TOKEN_EXCHANGES),
+                            fallback=(env_fallback, ["DUCTAPE_TOKEN_EXCHANGE"])),
+        auth_unknown=dict(type="str", default=AUTH_UNKNOWN_CHANGED, choices=list(AUTH_UNKNOWN_CHOICES),
+                          fallback=(env_fallback, ["DUCTAPE_AUTH_UNKNOWN"])),
     )
 
 
@@ -171,10 +198,13 @@ def mask_auth(auth):
 class DuctapeApiError(Exception):
     """A failed call, with a message that says what was attempted, where, and what the API answered."""
 
-    def __init__(self, message, status=None, operation=None, option=None, provider_refused=False):
+    def __init__(self, message, status=None, operation=None, option=None, provider_refused=False,
+                 not_offered=False):
         super(DuctapeApiError, self).__init__(message)
         self.status = status
         self.operation = operation
+        # An extension route that this Ductape API does not have (not: the uuid or event is unknown).
+        self.not_offered = not_offered
         # The option the user set that the error is about (api_url, access_key), when it is one.
         self.option = option
         # The API's own 502 (in its envelope): the registrations were stored, then the provider refused.
@@ -285,6 +315,84 @@ def _transport_problem(error):
     return "connection failed (%s)" % type(error).__name__, False
 
 
+def link_uuid(link):
+    """The uuid of a wrapped link (``<base>/webhooks/v1/process/<uuid>``), read from the link the server
+    gave; None when the link has another form."""
+    if not isinstance(link, str) or LINK_PATH not in link:
+        return None
+    tail = link.split(LINK_PATH, 1)[1].split("?", 1)[0].split("#", 1)[0]
+    return tail if tail and "/" not in tail else None
+
+
+def _exchange_ductape_local(client, access_key):
+    """ductape-local's compat mode (our guess at the hosted exchange): POST ROUTE_SESSION with the access
+    key in the chosen header answers ``{"token", "token_type", "expires_in"}``."""
+    data = client._call("exchange the access key for a session token", "POST", ROUTE_SESSION,
+                        credential=access_key)
+    token = data.get("token") if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token or access_key_problems(token, field="token"):
+        raise DuctapeApiError("exchange the access key for a session token: the API answered no usable token",
+                              operation="exchange the access key for a session token")
+    return token
+
+
+# The hook point for exchanging the access key before any other call: token_exchange name -> function
+# (client, access_key) -> session token. A new exchange (the hosted platform's, once its route is
+# confirmed) is one more entry here; "none" sends the access key itself.
+TOKEN_EXCHANGES = {
+    "none": None,
+    "ductape-local": _exchange_ductape_local,
+}
+
+
+class _Credentials:
+    """The one place that decides what a request carries to say who it is: the header (``auth_header``)
+    and its value, the access key or the session token that ``exchange`` got for it.
+
+    The token is fetched once for all threads, dropped when the API answers 401 to it (the caller then
+    asks again, once), and kept among the secrets that ``DuctapeClient._scrub`` removes from messages.
+    """
+
+    def __init__(self, access_key, header="authorization", exchange=None):
+        if header not in AUTH_HEADERS:
+            raise DuctapeApiError("auth_header: must be one of %s (got %s)"
+                                  % (", ".join(AUTH_HEADERS), json.dumps(header)), option="auth_header")
+        self.access_key = access_key or ""
+        self.header = header
+        self.exchange = exchange
+        self._lock = threading.Lock()
+        self._token = None
+        self.seen_tokens = []
+
+    def headers(self, value):
+        if self.header == "x-access-token":
+            return {"x-access-token": value}
+        return {"Authorization": "Bearer " + value}
+
+    def current(self, client):
+        """The credential to send now: the access key, or the session token (fetched when there is none)."""
+        if self.exchange is None:
+            return self.access_key
+        with self._lock:
+            if self._token is None:
+                token = self.exchange(client, self.access_key)
+                self.seen_tokens.append(token)
+                self._token = token
+            return self._token
+
+    def rejected(self, credential):
+        """The API answered 401 to ``credential``: True when a new token may be asked for (a token was used)."""
+        if self.exchange is None or credential == self.access_key:
+            return False
+        with self._lock:
+            if self._token == credential:
+                self._token = None
+        return True
+
+    def secrets(self):
+        return [value for value in [self.access_key] + self.seen_tokens if value]
+
+
 class DuctapeClient:
     """Requests on one Ductape API, with the access key, retries, the shared pause and the envelope.
 
@@ -294,11 +402,22 @@ class DuctapeClient:
 
     def __init__(self, api_url, access_key, validate_certs=True, timeout=30.0, retries=3, warn=None,
                  sleep=time.sleep, session=None, rng=random.random, clock=None, pool_size=1,
-                 api_url_option="api_url"):
+                 api_url_option="api_url", auth_header="authorization", token_exchange="none",
+                 auth_unknown=AUTH_UNKNOWN_CHANGED):
         self.api_url = (api_url or DEFAULT_API_URL).rstrip("/")
         self.shown_api_url = mask_url(self.api_url)
         self.api_url_option = api_url_option
-        self._access_key = access_key or ""
+        if token_exchange not in TOKEN_EXCHANGES:
+            raise DuctapeApiError("token_exchange: must be one of %s (got %s)"
+                                  % (", ".join(sorted(TOKEN_EXCHANGES)), json.dumps(token_exchange)),
+                                  option="token_exchange")
+        if auth_unknown not in AUTH_UNKNOWN_CHOICES:
+            raise DuctapeApiError("auth_unknown: must be one of %s (got %s)"
+                                  % (", ".join(AUTH_UNKNOWN_CHOICES), json.dumps(auth_unknown)),
+                                  option="auth_unknown")
+        # What the engine does with an env whose stored auth it cannot compare (see _engine.decide).
+        self.auth_unknown = auth_unknown
+        self._credentials = _Credentials(access_key, auth_header, TOKEN_EXCHANGES[token_exchange])
         self.validate_certs = validate_certs
         self.timeout = timeout
         self.retries = max(0, int(retries))
@@ -321,7 +440,6 @@ class DuctapeClient:
             session.mount("https://", adapter)
         self._session = session
         self._session.headers.update({
-            "Authorization": "Bearer " + self._access_key,
             "Accept": "application/json",
             "User-Agent": "ductape.webhooks-ansible-collection",
         })
@@ -340,9 +458,25 @@ class DuctapeClient:
         return self._expect(data, dict, operation)
 
     def generate_link(self, product, access_tag, webhook_tag, env, url, method):
+        """The registration of the env as far as the answer tells it: a REGISTRATION (ductape-local), or
+        ``{"link", "uuid"}`` when the API answers the link as a string (``data``, ``data.link`` or
+        ``data.data.link``), the uuid read from the link. The link is always the server's."""
         body = dict(product=product, access_tag=access_tag, webhook_tag=webhook_tag, env=env, url=url, method=method)
         operation = "generate the link of %s/%s in %s" % (access_tag, webhook_tag, env)
-        return self._expect(self._call(operation, "POST", ROUTE_GENERATE_LINK, body=body), dict, operation)
+        data = self._call(operation, "POST", ROUTE_GENERATE_LINK, body=body)
+        if isinstance(data, dict) and not isinstance(data.get("link"), str) and isinstance(data.get("data"), dict):
+            data = data["data"]
+        if isinstance(data, str):
+            data = dict(link=data, uuid=link_uuid(data))
+        link = data.get("link") if isinstance(data, dict) else None
+        if not isinstance(link, str) or not link.startswith(("http://", "https://")):
+            raise DuctapeApiError("%s: the API's answer holds no link (%s)"
+                                  % (operation, "a %s" % type(data).__name__ if link is None
+                                     else "not an http(s) URL: %s" % json.dumps(mask_url(str(link)))),
+                                  operation=operation)
+        if not data.get("uuid"):
+            data = dict(data, uuid=link_uuid(link))
+        return data
 
     def list_webhooks(self, product, access_tag, webhook_tag=None):
         """(webhooks, product_envs): every webhook the app behind ``access_tag`` defines, every page followed.
@@ -386,7 +520,7 @@ class DuctapeClient:
     def delete_registration(self, uuid, env=None):
         operation = "delete the registration %s%s" % (uuid, " in %s" % env if env else "")
         path = ROUTE_REGISTRATION.format(uuid=quote(uuid, safe=""))
-        return self._expect(self._call(operation, "DELETE", path), dict, operation)
+        return self._expect(self._call(operation, "DELETE", path, extension=True), dict, operation)
 
     def deliveries(self, limit, product=None, access_tag=None, webhook_tag=None, env=None, status=None):
         """Up to ``limit`` deliveries, newest first, following pages until there are enough."""
@@ -397,7 +531,8 @@ class DuctapeClient:
         found = []
         while len(found) < limit:
             query["limit"] = min(PAGE_SIZE, limit - len(found))
-            data, meta = self._call(operation, "GET", ROUTE_DELIVERIES, query=dict(query), with_meta=True)
+            data, meta = self._call(operation, "GET", ROUTE_DELIVERIES, query=dict(query), with_meta=True,
+                                    extension=True)
             found.extend(self._expect(data, list, operation))
             cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
             if not cursor or cursor == query.get("cursor"):
@@ -410,9 +545,9 @@ class DuctapeClient:
         operation = "read the delivery %s" % event_id
         path = ROUTE_DELIVERY.format(event_id=quote(event_id, safe=""))
         try:
-            return self._expect(self._call(operation, "GET", path), dict, operation)
+            return self._expect(self._call(operation, "GET", path, extension=True), dict, operation)
         except DuctapeApiError as error:
-            if error.status == 404:
+            if error.status == 404 and not error.not_offered:
                 return None
             raise
 
@@ -484,9 +619,14 @@ class DuctapeClient:
         with self._warn_lock:
             self._warn(self._scrub(message))
 
-    def _call(self, operation, method, path, query=None, body=None, env_slugs=None, with_meta=False, extension=False):
+    def _call(self, operation, method, path, query=None, body=None, env_slugs=None, with_meta=False,
+              extension=False, credential=None):
+        """One operation: its retries, its credentials (``credential`` overrides them, for the token
+        exchange), its envelope. ``extension``: the route is this project's extension, not one of
+        Ductape's three; a server that does not offer it fails saying so (DuctapeApiError.not_offered)."""
         url = self.api_url + path
         attempt = 0
+        renewed = credential is not None  # a given credential is not renewed
         while True:
             attempt += 1
             retry_after = None
@@ -496,9 +636,11 @@ class DuctapeClient:
                 raise DuctapeApiError("%s: not sent: %s" % (operation, self._refused), operation=operation,
                                       option=self.api_url_option)
             self._gate.wait()
+            sent = credential if credential is not None else self._credentials.current(self)
             try:
                 response = self._session.request(
-                    method, url, params=query, json=body, timeout=self.timeout, verify=self.validate_certs)
+                    method, url, params=query, json=body, timeout=self.timeout, verify=self.validate_certs,
+                    headers=self._credentials.headers(sent))
             except requests.exceptions.SSLError:
                 raise DuctapeApiError(
                     "%s: the TLS connection to %s failed; check the %s option and the API's certificate, or set "
@@ -517,6 +659,16 @@ class DuctapeClient:
                 if refused:
                     allowed = min(allowed, REFUSED_RETRIES)
             else:
+                if response.status_code == 401 and not renewed and self._credentials.rejected(sent):
+                    renewed = True  # the session token expired or the server forgot it: one new token
+                    attempt -= 1
+                    continue
+                if extension and self._route_not_offered(response):
+                    raise DuctapeApiError(
+                        "%s: this Ductape API (%s) does not offer it: %s %s answered HTTP %d. It is an extension of "
+                        "ductape-local beyond Ductape's three webhook routes (see the guide \"Ductape's API and this "
+                        "collection\")" % (operation, self.shown_api_url, method, path, response.status_code),
+                        status=response.status_code, operation=operation, not_offered=True)
                 if response.status_code not in RETRYABLE_STATUSES or self._is_the_apis_own_502(response):
                     return self._unwrap(operation, response, env_slugs, with_meta)
                 problem = "the Ductape API answered HTTP %d (%s)" % (
@@ -548,6 +700,24 @@ class DuctapeClient:
     def _short(text, limit=160):
         text = " ".join(str(text).split())
         return text if len(text) <= limit else text[:limit - 3] + "..."
+
+    @staticmethod
+    def _route_not_offered(response):
+        """Whether an answer says the route itself is missing, not what it was asked about: 405 or 501; a
+        404 that is not in Ductape's envelope (a web framework's own page); or ductape-local's "no such
+        route". A 404 in the envelope with another message (an unknown uuid) is about the uuid."""
+        if response.status_code in (405, 501):
+            return True
+        if response.status_code != 404:
+            return False
+        try:
+            envelope = response.json()
+        except ValueError:
+            return True
+        if not isinstance(envelope, dict) or envelope.get("status") is not False:
+            return True
+        errors = envelope.get("errors")
+        return isinstance(errors, str) and errors.startswith("no such route")
 
     @staticmethod
     def _is_the_apis_own_502(response):
@@ -632,11 +802,11 @@ class DuctapeClient:
     def _scrub(self, value):
         """No access key leaves in a message, in any spelling a layer may quote it; URLs masked (C2)."""
         text = str(value)
-        if self._access_key:
-            forms = set((self._access_key, json.dumps(self._access_key)[1:-1], repr(self._access_key)[1:-1],
-                         quote(self._access_key, safe=""), self._access_key.strip()))
-            for form in sorted((form for form in forms if form), key=len, reverse=True):
-                text = text.replace(form, MASK)
+        forms = set()
+        for secret in self._credentials.secrets():
+            forms.update((secret, json.dumps(secret)[1:-1], repr(secret)[1:-1], quote(secret, safe=""), secret.strip()))
+        for form in sorted((form for form in forms if form), key=len, reverse=True):
+            text = text.replace(form, MASK)
         return mask_urls_in_text(text)
 
 
@@ -660,4 +830,6 @@ def client_for(params, warn=None, pool_size=1, api_url_option="api_url", access_
     return DuctapeClient(
         api_url, params["access_key"], validate_certs=params.get("validate_certs", True),
         timeout=params.get("timeout") or 30.0, retries=params.get("retries", 3), warn=warn, pool_size=pool_size,
-        api_url_option=api_url_option)
+        api_url_option=api_url_option, auth_header=params.get("auth_header") or "authorization",
+        token_exchange=params.get("token_exchange") or "none",
+        auth_unknown=params.get("auth_unknown") or AUTH_UNKNOWN_CHANGED)

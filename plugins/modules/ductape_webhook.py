@@ -19,6 +19,9 @@ description:
     using O(envs[].auth) as that request's authentication and structure (Ductape's C(webhooks.enable)).
   - The current registrations are read first and compared on url, method and a digest of the auth; only the envs
     that differ are written. Environments not listed are never touched.
+  - An API that gives no auth digest (the hosted Ductape, as far as known) cannot show whether the stored auth
+    is the one given; O(auth_unknown) says what the task does then, and it is never reported unchanged in
+    silence. See the guide "Ductape's API and this collection".
   - With O(state=absent), the registrations of the listed environments are removed, and nothing else.
   - With O(state=disabled), the registrations of the listed environments stop forwarding; each keeps its uuid and
     link, which answers HTTP 410 and stores nothing, until O(state=present) enables it again on the same link.
@@ -38,7 +41,8 @@ extends_documentation_fragment:
   - ductape.webhooks.attributes.actiongroup_ductape
 options:
   product:
-    description: The product's tag.
+    description:
+      - The product's tag, for example V(my-product), or workspace-prefixed as Ductape writes it, V(acme_space:shop).
     type: str
     required: true
   access_tag:
@@ -143,6 +147,8 @@ options:
       - V(disabled) disables the registration of each listed env (see O(envs[].url)); its link answers HTTP 410
         and stores nothing, the registration keeps its uuid and link. Needs a Ductape API with the lifecycle
         extension (ductape-local).
+      - V(absent) needs C(DELETE /webhooks/v1/registrations/{uuid}), an extension of ductape-local that the hosted
+        Ductape is not known to offer; a server without it fails the env naming the operation and saying so.
     type: str
     choices: [present, absent, disabled]
     default: present
@@ -381,7 +387,11 @@ envs:
       type: str
       sample: 0f8c2a4e-7d61-4b7a-9e55-3c2d1b0a9f87
     link:
-      description: The Ductape-wrapped link that forwards to O(envs[].url); stable for the life of the registration.
+      description:
+        - The Ductape-wrapped link that forwards to O(envs[].url); stable for the life of the registration.
+        - Always the link the API answered, never one made from O(api_url); null where the API's answers carry
+          none (the hosted Ductape's register and listing, as far as known; M(ductape.webhooks.ductape_webhook_link)
+          asks for it).
       type: str
       sample: https://webhooks.ductape.app/webhooks/v1/process/0f8c2a4e-7d61-4b7a-9e55-3c2d1b0a9f87
     url:
@@ -436,6 +446,13 @@ envs:
       type: int
       returned: with O(link_generation) or O(rotate_older_than)
       sample: 1
+    auth_compared:
+      description:
+        - V(false) when the API gave no auth digest for the env, so that the stored auth could not be compared
+          with O(envs[].auth); what was done is what O(auth_unknown) says, and the task warns.
+      returned: when the stored auth could not be compared
+      type: bool
+      sample: false
 webhooks:
   description:
     - With O(webhooks), one entry per webhook in the order given, also when the task failed.

@@ -22,6 +22,9 @@ description:
     that failed and why.
   - Read only; never changes anything and never returns a secret (no headers and no bodies of events, credentials
     inside urls masked).
+  - The deliveries routes are an extension of ductape-local that the hosted Ductape is not known to offer; a server
+    without them fails the task naming the operation and saying that this Ductape API does not offer it (see the
+    guide "Ductape's API and this collection").
 author:
   - Ductape maintainers (@ductape)
 extends_documentation_fragment:

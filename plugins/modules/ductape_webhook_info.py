@@ -119,20 +119,31 @@ webhooks:
           description: The HTTP method events are forwarded with.
           type: str
         link:
-          description: The Ductape-wrapped link.
+          description:
+            - The Ductape-wrapped link.
+            - Not returned where the API's listing does not carry it (the hosted Ductape); M(ductape.webhooks.ductape_webhook_link)
+              asks the API for it.
           type: str
         active:
           description: Whether an event has been delivered to the receiver yet.
           type: bool
         auth:
-          description: The stored auth's non-empty parts and their keys, every value replaced by C(********).
+          description:
+            - The stored auth's non-empty parts and their keys, every value replaced by C(********).
+            - Null where the API does not show the stored auth (the hosted Ductape).
           type: dict
           sample: {headers: {Authorization: "********"}}
         has_auth:
-          description: Whether an auth is stored (any part with a key).
+          description:
+            - Whether an auth is stored (any part with a key).
+            - Null, like RV(webhooks[].config[].auth), where the API does not show the stored auth (the hosted
+              Ductape; see the guide "Ductape's API and this collection").
           type: bool
         provider_registration:
-          description: The provider registration's C(status), C(http_status), C(at) and C(error); null where there is none.
+          description:
+            - The provider registration's C(status), C(http_status), C(at) and C(error); null where there is none.
+            - Not returned where the API does not say (the hosted Ductape); the same holds for RV(webhooks[].config[].created_at)
+              and RV(webhooks[].config[].updated_at), which are ductape-local's extension.
           type: dict
         created_at:
           description: When the registration was created.

@@ -20,6 +20,9 @@ description:
     link comes back every time for the life of the registration.
   - A registration that M(ductape.webhooks.ductape_webhook) disabled (O(ductape.webhooks.ductape_webhook#module:state=disabled))
     is enabled again, on the same link, where the API reports the state (ductape-local).
+  - The link is always the one the API answered (a string, as the hosted Ductape answers, or a registration),
+    never one made from O(api_url). When the API's listing does not carry links (the hosted Ductape), the link of
+    an unchanged env is asked for again with generate-link, which changes nothing; in check mode it is then null.
   - O(webhooks) does the same for several webhooks and envs in one task (the batch form), instead of O(access_tag),
     O(webhook_tag), O(env), O(url) and O(method); the reads and writes are those of
     M(ductape.webhooks.ductape_webhook)'s batch form (see O(parallelism)), one generate-link request per env that
@@ -147,7 +150,7 @@ changed:
 link:
   description:
     - The Ductape-wrapped link to paste into the provider's dashboard; stable for the life of the registration.
-    - Null in check mode when the registration does not exist yet.
+    - Null in check mode when the registration does not exist yet, or when the API's listing carries no link.
   returned: success, single form
   type: str
   sample: https://webhooks.ductape.app/webhooks/v1/process/0f8c2a4e-7d61-4b7a-9e55-3c2d1b0a9f87

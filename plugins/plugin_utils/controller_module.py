@@ -57,6 +57,9 @@ CONNECTION_VARIABLES = (
     ("validate_certs", "ductape_validate_certs"),
     ("timeout", "ductape_timeout"),
     ("retries", "ductape_retries"),
+    ("auth_header", "ductape_auth_header"),
+    ("token_exchange", "ductape_token_exchange"),
+    ("auth_unknown", "ductape_auth_unknown"),
 )
 
 

@@ -51,8 +51,8 @@ def test_stored_catalog_holds_key_digests_and_round_trips():
     document = catalog.to_document()
     assert "dtl_local_example_key" not in repr(document)
     assert document["access_keys"] == [{"key_sha256": key_fingerprint("dtl_local_example_key"),
-                                        "products": ["my-product"]}]
+                                        "products": ["acme_space:shop", "my-product"]}]
     again = parse_catalog(document)
     assert again == catalog
-    assert again.products_for_key("dtl_local_example_key") == frozenset({"my-product"})
+    assert again.products_for_key("dtl_local_example_key") == frozenset({"my-product", "acme_space:shop"})
     assert again.products_for_key("dtl_other") is None

@@ -309,9 +309,9 @@ def test_several_argument_errors_are_all_reported_in_one_message(shop_runs):
     # ansible-core before 2.17 names a type as "<class 'str'>", later ones as "str".
     message = shop_runs["controller"][0].result("several_errors")["msg"].replace("<class 'str'>", "str")
     assert ("Unsupported parameters for (ductape.webhooks.ductape_webhook) module: colour. Supported parameters "
-            "include: access_key, access_tag, api_url, envs, link_generation, parallelism, product, prune, prune_keep, "
-            "retries, rotate_older_than, rotation_grace, state, timeout, validate_certs, "
-            "webhook_tag, webhooks. envs.bogus. Supported parameters include: auth, method, slug, url.") in message
+            "include: access_key, access_tag, api_url, auth_header, auth_unknown, envs, link_generation, parallelism, "
+            "product, prune, prune_keep, retries, rotate_older_than, rotation_grace, state, timeout, token_exchange, "
+            "validate_certs, webhook_tag, webhooks. envs.bogus. Supported parameters include: auth, method, slug, url.") in message
     assert "value of method must be one of: GET, POST, PUT, PATCH, DELETE, got: TRACE found in envs" in message
     assert "argument 'retries' is of type str and we were unable to convert to int" in message, message
     batch = shop_runs["controller"][0].result("batch_errors")["msg"].replace("<class 'str'>", "str")

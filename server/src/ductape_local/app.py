@@ -4,10 +4,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ductape_local import __version__, control_plane, deliveries, ingress, lifecycle, test_mode
+from ductape_local import __version__, compat, control_plane, deliveries, ingress, lifecycle, test_mode
 from ductape_local.catalog import Catalog, SeedError, load_seed_file, parse_catalog
 from ductape_local.config import ServerConfig
-from ductape_local.envelope import install_error_handlers
+from ductape_local.envelope import failure_response, install_error_handlers
 from ductape_local.limits import Guard
 from ductape_local.registrations import Registrar
 from ductape_local.store import Store
@@ -33,10 +33,17 @@ class DuctapeLocalApp(FastAPI):
     `add_middleware` sees them, so `create_app` wraps `event_handler` itself in what events need."""
 
     event_handler: ASGIApp | None = None
+    # The port of the --ingress-url listener, which answers provider events and nothing else.
+    ingress_only_port: int | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.event_handler is not None and scope["type"] == "http" and ingress.is_event_request(scope):
             await self.event_handler(scope, receive, send)
+            return
+        if (self.ingress_only_port is not None and scope["type"] == "http"
+                and (scope.get("server") or (None, None))[1] == self.ingress_only_port):
+            await failure_response(404, f"no such route: {scope['method']} {scope['path']} (this port is the "
+                                        "ingress: /webhooks/v1/process/<uuid> only)")(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
@@ -47,9 +54,11 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.config = config
     app.state.store = store
     app.state.catalog = load_catalog(store, config)
-    app.state.registrar = Registrar(store, config.public_url, config.provider_timeout)
+    app.state.registrar = Registrar(store, config.link_base, config.provider_timeout)
     # every signing secret is read now: one that cannot be read refuses the start (SeedError)
     app.state.middleware = ingress.Middleware(store, config, IngressRules.for_catalog(app.state.catalog))
+    listener = config.ingress_listener
+    app.ingress_only_port = listener[1] if listener else None
     install_error_handlers(app)
     app.include_router(control_plane.router)
     app.include_router(ingress.router)
@@ -64,6 +73,9 @@ def create_app(config: ServerConfig) -> FastAPI:
                      "body_timeout": config.body_timeout, "test_mode": config.test_mode}
     # Added last, so outermost: it answers every failure of the routes and middleware inside it.
     app.add_middleware(Guard, **guard_options)
+    if config.compat:
+        # Outside the guard: what compat mode does not offer is answered before anything else reads it.
+        app.state.session_tokens = compat.install(app, config)
     # The same guard in front of the events, which bypass the middleware stack: on the ingress prefix
     # it adds only a try block (quiet hang-ups, a failure answered 500 with one line naming its type,
     # a test-mode crash fault included); the event's body is bounded by the accept path (--max-body)

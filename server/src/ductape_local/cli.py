@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ductape_local import config
 from ductape_local.catalog import SeedError
-from ductape_local.config import ServerConfig, default_public_url, number_option
+from ductape_local.config import ServerConfig, base_url_option, default_public_url, number_option
 from ductape_local.delivery import retry_schedule_argument
 from ductape_local.limits import guarded_protocol
 
@@ -103,6 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="concurrent connections and requests served; more are answered 503 (default: %(default)s)")
     serve.add_argument("--backlog", type=number_option("backlog"), default=config.DEFAULT_BACKLOG,
                        help="connections waiting to be accepted (default: %(default)s)")
+    serve.add_argument("--compat", choices=config.COMPAT_MODES,
+                       help="answer only what the hosted Ductape is known to answer: its three control-plane routes "
+                            "and the ingress, in its shapes, behind a session token (POST /webhooks/v1/session); "
+                            "every other route answers 404 (see server/README.md)")
+    serve.add_argument("--ingress-url", type=base_url_option("ingress_url"),
+                       help="base URL of the wrapped links when providers reach them on another host than the API "
+                            "(like https://webhooks.ductape.app); this server accepts them on its own port too, and "
+                            "listens on the url's port for events only when it is a loopback address or --host "
+                            "(default: the public url)")
+    serve.add_argument("--session-ttl", type=number_option("session_ttl"), default=config.DEFAULT_SESSION_TTL,
+                       help="seconds a compat-mode session token stays valid (default: %(default)s)")
     commands.add_parser("seed-example", help="print a commented example seed")
     return parser
 
@@ -131,6 +142,9 @@ def serve(args: argparse.Namespace) -> int:
         keep_alive=args.keep_alive,
         max_connections=args.max_connections,
         backlog=args.backlog,
+        compat=args.compat,
+        ingress_url=args.ingress_url,
+        session_ttl=args.session_ttl,
     )
     try:
         app = create_app(config_)
@@ -141,12 +155,25 @@ def serve(args: argparse.Namespace) -> int:
     definitions = sum(len(a.webhooks) for a in catalog.apps.values())
     source = f"seed {config_.seed_path}" if config_.seed_path else f"the seed stored in {config_.db_path}"
     print(f"ductape-local: loaded {source} (products: {len(catalog.products)}, apps: {len(catalog.apps)}, webhook "
-          f"definitions: {definitions}); links on {config_.public_url}" + ("; test mode" if config_.test_mode else ""),
+          f"definitions: {definitions}); links on {config_.link_base}" + ("; test mode" if config_.test_mode else "")
+          + (f"; compat mode {config_.compat}" if config_.compat else ""),
           file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=LOG_CONFIG, timeout_graceful_shutdown=3,
-                http=guarded_protocol(config_.header_timeout, config_.body_timeout), timeout_keep_alive=config_.keep_alive,
-                limit_concurrency=config_.max_connections, backlog=config_.backlog)
-    return 0
+    options = dict(log_config=LOG_CONFIG, timeout_graceful_shutdown=3,
+                   http=guarded_protocol(config_.header_timeout, config_.body_timeout),
+                   timeout_keep_alive=config_.keep_alive, limit_concurrency=config_.max_connections,
+                   backlog=config_.backlog)
+    listener = config_.ingress_listener
+    if listener is None:
+        uvicorn.run(app, host=args.host, port=args.port, **options)
+        return 0
+    # One server on two sockets (one lifespan, one delivery worker): the API's, and the ingress url's,
+    # which answers provider events only (DuctapeLocalApp.ingress_only_port).
+    server_config = uvicorn.Config(app, host=args.host, port=args.port, **options)
+    sockets = [server_config.bind_socket(),
+               uvicorn.Config(app, host=listener[0], port=listener[1], **options).bind_socket()]
+    server = uvicorn.Server(server_config)
+    server.run(sockets=sockets)
+    return 0 if server.started else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,8 @@ DEFAULT_HEADER_TIMEOUT = 10.0               # seconds for a request's headers
 DEFAULT_KEEP_ALIVE = 5.0                    # seconds an idle keep-alive connection stays open
 DEFAULT_MAX_CONNECTIONS = 1000              # concurrent connections and requests; more get 503
 DEFAULT_BACKLOG = 2048
+DEFAULT_SESSION_TTL = 900.0                 # seconds a compat-mode session token lives
+COMPAT_MODES = ("ductape",)                 # --compat: answer as the hosted Ductape does (compat.py)
 
 # (lowest, highest) accepted for each numeric option; None = no bound on that side.
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -41,6 +43,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "keep_alive": (0.001, 3600),
     "max_connections": (1, 1_000_000),
     "backlog": (1, 65535),
+    "session_ttl": (1, 86400),
 }
 
 
@@ -98,26 +101,79 @@ class ServerConfig:
     keep_alive: float = DEFAULT_KEEP_ALIVE
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     backlog: int = DEFAULT_BACKLOG
+    # "ductape": only what the hosted Ductape is known to answer (compat.py); None: every route, our shapes
+    compat: str | None = None
+    # base URL of the wrapped links when they arrive on another host than the API (webhooks.ductape.app)
+    ingress_url: str | None = None
+    session_ttl: float = DEFAULT_SESSION_TTL
 
     def __post_init__(self) -> None:
         # Also when built in code rather than from the command line: one rule for every caller.
         for name in BOUNDS:
             check_number(name, getattr(self, name))
+        if self.compat is not None and self.compat not in COMPAT_MODES:
+            raise ValueError(f"--compat must be one of {', '.join(COMPAT_MODES)} (got {self.compat!r})")
+        if self.ingress_url is not None:
+            check_base_url("ingress_url", self.ingress_url)
         for delay in self.retry_schedule:
             if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not math.isfinite(delay) or delay < 0:
                 raise ValueError(f"--retry-schedule: {delay!r} must be a finite number >= 0")
 
     @property
+    def link_base(self) -> str:
+        """The base URL of every wrapped link: the ingress url when given, else the public url."""
+        return (self.ingress_url or self.public_url).rstrip("/")
+
+    @property
+    def ingress_listener(self) -> tuple[str, int] | None:
+        """(host, port) of the ingress url when this machine must listen there too: a loopback or the
+        bind address, on another port than the API's. None when the ingress url is elsewhere (a public
+        host in front of this server) or is the API's own address."""
+        if not self.ingress_url:
+            return None
+        parts = urlsplit(self.ingress_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        host = parts.hostname or ""
+        if host not in ("127.0.0.1", "localhost", "::1", self.host) or port == self.port:
+            return None
+        return host, port
+
+    @property
     def listen_addresses(self) -> tuple[tuple[str, int], ...]:
-        """(host, port) pairs on which this server's links arrive: where it listens, and the public url."""
+        """(host, port) pairs on which this server's links arrive: where it listens, the public url and
+        the ingress url."""
         addresses = [(self.host, self.port)]
-        try:
-            public = urlsplit(self.public_url)
-            if public.hostname:
-                addresses.append((public.hostname, public.port or (443 if public.scheme == "https" else 80)))
-        except ValueError:
-            pass
+        for base in (self.public_url, self.ingress_url):
+            try:
+                public = urlsplit(base or "")
+                if public.hostname:
+                    addresses.append((public.hostname, public.port or (443 if public.scheme == "https" else 80)))
+            except ValueError:
+                pass
         return tuple(addresses)
+
+
+def check_base_url(name: str, value: str) -> str:
+    """An absolute http(s) URL with a host and no query or fragment; ValueError naming option and value."""
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query and not parts.fragment
+    except ValueError:
+        ok = False
+    if not ok or any(c.isspace() for c in value):
+        raise ValueError(f"--{name.replace('_', '-')} must be an absolute http or https URL without query or "
+                         f"fragment (got {value!r})")
+    return value.rstrip("/")
+
+
+def base_url_option(name: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        try:
+            return check_base_url(name, text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
 
 
 def default_public_url(host: str, port: int) -> str:

@@ -416,7 +416,8 @@ def test_connection_options_read_the_documented_environment_variables():
     from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import connection_argument_spec
 
     spec = connection_argument_spec()
-    assert set(spec) == {"api_url", "access_key", "validate_certs", "timeout", "retries"}
+    assert set(spec) == {"api_url", "access_key", "validate_certs", "timeout", "retries", "auth_header",
+                         "token_exchange", "auth_unknown"}
     assert spec["api_url"]["default"] == "https://api.ductape.app"
     assert spec["api_url"]["fallback"][1] == ["DUCTAPE_API_URL"]
     assert spec["access_key"]["fallback"][1] == ["DUCTAPE_ACCESS_KEY"]

@@ -158,6 +158,7 @@ def test_one_delivery_has_its_attempts(api, events):
     assert set(record) == {
         "event_id", "registration_uuid", "product", "access_tag", "webhook_tag", "env", "method", "status",
         "attempt_count", "received_at", "delivered_at", "next_attempt_at", "last_error", "dead_letter", "attempts",
+        "test",
     }
     assert record["dead_letter"] is None
     assert record["status"] == "delivered" and record["received_at"] <= record["delivered_at"]

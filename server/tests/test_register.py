@@ -38,7 +38,8 @@ def test_register_creates_each_env_and_answers_the_contract_shape(api, tag):
     assert (answer["product"], answer["access_tag"], answer["webhook_tag"]) == ("my-product", "stripe-payments", tag)
     prd, stg = answer["envs"]
     assert set(prd) == {"uuid", "productEnv", "appEnv", "url", "method", "link", "active", "auth", "auth_digest",
-                        "url_digest", "provider_registration", "created_at", "updated_at", "changed", "created"}
+                        "url_digest", "provider_registration", "created_at", "updated_at", "changed", "created",
+                        "state", "generation", "link_created_at", "previous_link"}
     assert (prd["productEnv"], prd["appEnv"], prd["method"]) == ("prd", "live", "POST")
     assert (stg["productEnv"], stg["appEnv"], stg["method"]) == ("stg", "test", "PUT")
     assert prd["created"] and prd["changed"] and stg["created"] and stg["changed"]

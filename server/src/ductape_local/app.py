@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ductape_local import __version__, control_plane, deliveries, ingress, test_mode
+from ductape_local import __version__, control_plane, deliveries, ingress, lifecycle, test_mode
 from ductape_local.catalog import Catalog, SeedError, load_seed_file, parse_catalog
 from ductape_local.config import ServerConfig
 from ductape_local.dashboard import install as install_dashboard
@@ -52,6 +52,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     install_error_handlers(app)
     app.include_router(control_plane.router)
     app.include_router(ingress.router)
+    app.include_router(lifecycle.router)
     app.include_router(deliveries.router)
     event_handler = app.state.middleware.ingress
     if config.test_mode:

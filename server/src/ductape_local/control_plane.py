@@ -19,7 +19,7 @@ from ductape_local.limits import (
     MAX_AUTH_ENTRIES, MAX_AUTH_KEY_LENGTH, MAX_AUTH_VALUE_LENGTH, MAX_ENVS, MAX_TAG_LENGTH,
     MAX_URL_LENGTH,
 )
-from ductape_local.registrations import DesiredRegistration, RegistrationResult
+from ductape_local.registrations import DesiredRegistration, RegistrationResult, registration_for_route
 from ductape_local.store import Registration
 
 DEFAULT_PAGE = 50
@@ -127,6 +127,7 @@ def failures(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The error answers a route can give, for the OpenAPI schema; all use the error envelope."""
     reasons = {400: "malformed JSON", 401: "missing or unknown access key", 403: "key not allowed on the product",
                404: "unknown product, access tag, webhook tag or uuid", 405: "method not allowed",
+               409: "the registration is disabled", 410: "an earlier uuid of a rotated registration",
                422: "invalid field, named in errors", 429: "rate limited (Retry-After)",
                502: "the provider refused the registration", 503: "unavailable (Retry-After)"}
     return {code: {"model": ErrorEnvelope, "description": reasons[code]} for code in codes}
@@ -184,7 +185,21 @@ def registration_view(registration: Registration, grant: Access) -> dict[str, An
         "provider_registration": provider_view(registration, grant.catalog),
         "created_at": registration.created_at,
         "updated_at": registration.updated_at,
+        # the lifecycle (contract L1, our extension)
+        "state": registration.state,
+        "generation": registration.generation,
+        "link_created_at": registration.link_created_at,
+        "previous_link": previous_link_view(registration, grant),
     }
+
+
+def previous_link_view(registration: Registration, grant: Access) -> dict[str, str] | None:
+    """The link a rotation retired, while its grace period runs (it still forwards until expires_at)."""
+    grace = registration.grace_link()
+    if grace is None:
+        return None
+    uuid, expires_at = grace
+    return {"uuid": uuid, "link": grant.registrar.link(uuid), "expires_at": expires_at}
 
 
 def result_view(result: RegistrationResult, grant: Access) -> dict[str, Any]:
@@ -274,10 +289,7 @@ def list_webhooks(
 
 @router.delete("/registrations/{uuid}", responses=failures(*COMMON_FAILURES), summary="Remove a registration (its wrapped link stops forwarding)")
 def delete_registration(uuid: str, grant: AccessDep) -> dict[str, Any]:
-    existing = grant.store.get_registration(uuid, include_deleted=False)
-    # Another product's registration answers as an unknown uuid: a key learns nothing of other products.
-    if existing is None or existing.product not in grant.products or existing.product not in grant.catalog.products:
-        raise ApiError(404, f"uuid: no registration {quoted(uuid)}")
+    registration_for_route(grant.store, grant.catalog, grant.products, uuid)
     removed = grant.store.soft_delete(uuid)
     if removed is None:  # deleted by a concurrent request between the two statements
         raise ApiError(404, f"uuid: no registration {quoted(uuid)}")

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from .control_plane import AccessDep
 from .cursor import decode_cursor, encode_cursor
 from .envelope import ApiError, quoted, success
-from .events import DELIVERED, FAILED, IN_FLIGHT, PENDING, DeliveryFilter
+from .events import DELIVERED, FAILED, IN_FLIGHT, PENDING, DeliveryFilter, Target
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 250
@@ -66,6 +66,7 @@ def wire_delivery(record: dict[str, Any]) -> dict[str, Any]:
         "next_attempt_at": iso_utc(record["next_attempt_at"]) if waiting else None,
         "last_error": record["last_error"],
         "dead_letter": dead_letter,
+        "test": bool(record.get("test")),
         "attempts": [
             {
                 "n": attempt["n"],
@@ -81,6 +82,16 @@ def wire_delivery(record: dict[str, Any]) -> dict[str, Any]:
 
 def _middleware(request: Request):
     return request.app.state.middleware
+
+
+def replay_target(middleware: Any, registration_uuid: str) -> Target | None:
+    """Where a replay of an event received for `registration_uuid` goes: its registration's current
+    receiver, also after rotations and while it is disabled (disabling stops a link taking events,
+    not the delivery of events already taken); None once the registration is deleted."""
+    found = middleware.registrations.lookup_link(registration_uuid)
+    if found is None or found.registration.deleted_at is not None:
+        return None
+    return Target.of(found.registration)
 
 
 def _status_filter(status: str | None) -> str | None:
@@ -146,8 +157,10 @@ def get_delivery(event_id: str, request: Request, grant: AccessDep) -> dict[str,
 def replay_delivery(event_id: str, request: Request, grant: AccessDep) -> JSONResponse:
     middleware = _middleware(request)
     record = _readable_record(request, grant, event_id)
-    # the registration's current receiver; 404/410 when its link no longer forwards anything
-    target = middleware.live_target(record["registration_uuid"])
+    target = replay_target(middleware, record["registration_uuid"])
+    if target is None:
+        raise ApiError(410, f"event_id: the webhook registration {quoted(record['registration_uuid'])} of delivery "
+                            f"{quoted(event_id)} was deleted; there is no receiver to replay it to")
     found = middleware.events.replay(event_id, target)
     if found == IN_FLIGHT:
         raise ApiError(409, f"event_id: delivery {quoted(event_id)} is being attempted right now; replay it after")

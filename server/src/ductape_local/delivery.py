@@ -92,8 +92,10 @@ EVENT_ID_HEADER = "X-Ductape-Event-Id"
 WEBHOOK_TAG_HEADER = "X-Ductape-Webhook-Tag"
 ENV_HEADER = "X-Ductape-Env"
 HOPS_HEADER = "X-Ductape-Hops"
+# sent as "true" on a registration's test event only (a provider's copy of it is never forwarded)
+TEST_HEADER = "X-Ductape-Test"
 _OWN_HEADERS = frozenset(
-    h.lower() for h in (EVENT_ID_HEADER, WEBHOOK_TAG_HEADER, ENV_HEADER, HOPS_HEADER)
+    h.lower() for h in (EVENT_ID_HEADER, WEBHOOK_TAG_HEADER, ENV_HEADER, HOPS_HEADER, TEST_HEADER)
 )
 USER_AGENT = "ductape-local"
 _DELTA_SECONDS = re.compile(r"[0-9]{1,12}")
@@ -200,6 +202,8 @@ def forwarded_headers(claimed: ClaimedDelivery) -> dict[str, str]:
     headers[WEBHOOK_TAG_HEADER] = claimed.webhook_tag
     headers[ENV_HEADER] = claimed.env
     headers[HOPS_HEADER] = str(hops_of(claimed.headers) + 1)
+    if claimed.test:
+        headers[TEST_HEADER] = "true"
     return headers
 
 
@@ -618,11 +622,14 @@ class DeliveryWorker:
     def _record(self, claimed: ClaimedDelivery, result: SendResult) -> None:
         now = time.time()
         try:
-            state, next_at = decide(result, claimed.round_attempt_number, self._schedule, now)
+            schedule = self._schedule
+            if claimed.max_attempts is not None:  # a test event's own bound on its attempts
+                schedule = schedule[:max(0, claimed.max_attempts - 1)]
+            state, next_at = decide(result, claimed.round_attempt_number, schedule, now)
             reason = None
             if state == FAILED:
                 reason = dead_letter_reason(result, claimed.attempt_number, claimed.round_attempt_number,
-                                            self._schedule)
+                                            schedule)
             if state == DELIVERED:
                 # before the outcome is written, so that a delivery read as delivered implies an active registration
                 self._mark_active(claimed.registration_uuid)

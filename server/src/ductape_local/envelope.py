@@ -16,7 +16,10 @@ from ductape_local.auth_digest import mask_url
 # keys that may hold a secret) is named but never echoed.
 ECHOABLE_FIELDS = frozenset(
     {"product", "access_tag", "webhook_tag", "env", "slug", "url", "method", "limit", "cursor",
-     "route", "status", "count", "retry_after"}
+     "route", "status", "count", "retry_after",
+     # the lifecycle routes (lifecycle.py)
+     "grace_seconds", "max_attempts", "dry_run", "received_after", "received_before", "registration_uuid",
+     "event_ids"}
 )
 MAX_ECHO = 120
 
@@ -68,6 +71,8 @@ def describe_validation_error(error: dict[str, Any]) -> str:
     text = f"{field_path(loc)}: {message}"
     value = error.get("input")
     last = loc[-1] if loc else None
+    if isinstance(last, int) and len(loc) > 1:  # an item of a list field: event_ids[3]
+        last = loc[-2]
     if (
         last in ECHOABLE_FIELDS
         and "auth" not in loc

@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from .store import immediate_transaction
+from .store import Registration, immediate_transaction
 
 PENDING = "pending"
 IN_FLIGHT = "in_flight"
@@ -51,7 +51,9 @@ CREATE TABLE IF NOT EXISTS middleware_events (
     delivered_at      REAL,
     last_error        TEXT,
     dead_letter_reason TEXT,
-    dead_lettered_at  REAL
+    dead_lettered_at  REAL,
+    test              INTEGER NOT NULL DEFAULT 0,
+    max_attempts      INTEGER
 );
 CREATE INDEX IF NOT EXISTS middleware_events_due ON middleware_events (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS middleware_events_product ON middleware_events (product, seq);
@@ -67,11 +69,12 @@ CREATE TABLE IF NOT EXISTS middleware_attempts (
 """
 
 # Columns added after the first release, added to older databases on open.
-_ADDED_COLUMNS = (("dead_letter_reason", "TEXT"), ("dead_lettered_at", "REAL"))
+_ADDED_COLUMNS = (("dead_letter_reason", "TEXT"), ("dead_lettered_at", "REAL"),
+                  ("test", "INTEGER NOT NULL DEFAULT 0"), ("max_attempts", "INTEGER"))
 
 _CLAIM_COLUMNS = (
     "event_id, registration_uuid, webhook_tag, env, target_url, target_method, request_query, "
-    "request_headers, body, attempt_count, round_attempts"
+    "request_headers, body, attempt_count, round_attempts, test, max_attempts"
 )
 
 
@@ -91,6 +94,19 @@ class Target:
     url: str
     method: str
 
+    @classmethod
+    def of(cls, registration: "Registration") -> "Target":
+        """A registration's receiver as it is now."""
+        return cls(
+            registration_uuid=registration.uuid,
+            product=registration.product,
+            access_tag=registration.access_tag,
+            webhook_tag=registration.webhook_tag,
+            env=registration.product_env,
+            url=registration.url,
+            method=registration.method,
+        )
+
 
 @dataclass(frozen=True)
 class ReceivedEvent:
@@ -99,6 +115,10 @@ class ReceivedEvent:
     query: str
     headers: list[tuple[str, str]]
     body: bytes
+    # a registration's test event (lifecycle.py), sent by its owner rather than a provider
+    test: bool = False
+    # the most attempts per round (None: the retry schedule decides)
+    max_attempts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +136,8 @@ class ClaimedDelivery:
     body: bytes
     attempt_number: int
     round_attempt_number: int
+    test: bool = False
+    max_attempts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -140,17 +162,64 @@ class DeliveryFilter:
     status: str | None = None
 
 
+@dataclass(frozen=True)
+class ReplayFilter(DeliveryFilter):
+    """What a bulk replay selects: a DeliveryFilter narrowed by registration (every uuid it has had),
+    receipt time (after inclusive, before exclusive, epoch seconds) and event ids."""
+
+    registration_uuids: tuple[str, ...] | None = None
+    received_after: float | None = None
+    received_before: float | None = None
+    event_ids: tuple[str, ...] | None = None
+
+
+def _filter_clauses(where: DeliveryFilter) -> tuple[list[str], list[Any]]:
+    """The SQL conditions (and parameters) of a delivery filter; `where.products` must not be empty."""
+    clauses = [f"product IN ({', '.join('?' for _ in where.products)})"]
+    params: list[Any] = list(where.products)
+    for column, value in (
+        ("access_tag", where.access_tag),
+        ("webhook_tag", where.webhook_tag),
+        ("env", where.env),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if where.status == PENDING:
+        clauses.append("state IN (?, ?)")
+        params.extend((PENDING, IN_FLIGHT))
+    elif where.status is not None:
+        clauses.append("state = ?")
+        params.append(where.status)
+    if isinstance(where, ReplayFilter):
+        for column, values in (("registration_uuid", where.registration_uuids), ("event_id", where.event_ids)):
+            if values is not None:
+                clauses.append(f"{column} IN ({', '.join('?' for _ in values)})" if values else "0")
+                params.extend(values)
+        if where.received_after is not None:
+            clauses.append("received_at >= ?")
+            params.append(where.received_after)
+        if where.received_before is not None:
+            clauses.append("received_at < ?")
+            params.append(where.received_before)
+    return clauses, params
+
+
+# Most ids in one IN (...) list of the bulk replay's statements.
+_IDS_PER_STATEMENT = 500
+
+
 # The longest the group commit sleeps between two tries for SQLite's write lock.
 WRITE_LOCK_POLL_S = 0.0005
 
 _INSERT_EVENTS = (
     "INSERT INTO middleware_events (event_id, registration_uuid, product, access_tag, "
     "webhook_tag, env, target_url, target_method, request_method, request_path, "
-    "request_query, request_headers, body, received_at, state, next_attempt_at) VALUES "
+    "request_query, request_headers, body, received_at, state, next_attempt_at, test, max_attempts) VALUES "
 )
-_EVENT_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_EVENT_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_EVENT = _INSERT_EVENTS + _EVENT_VALUES
-# Rows per INSERT statement in a group commit: 16 parameters each, within the 999 of old SQLite builds.
+# Rows per INSERT statement in a group commit: 18 parameters each, within the 999 of old SQLite builds.
 ROWS_PER_INSERT = 32
 
 
@@ -264,6 +333,8 @@ class EventStore:
             received_at,
             PENDING,
             received_at,
+            1 if event.test else 0,
+            event.max_attempts,
         )
 
     # --- the worker's side -----------------------------------------------------------------
@@ -322,6 +393,8 @@ class EventStore:
                 body=bytes(row["body"]),
                 attempt_number=row["attempt_count"] + 1,
                 round_attempt_number=row["round_attempts"] + 1,
+                test=bool(row["test"]),
+                max_attempts=row["max_attempts"],
             )
             for row in rows
         ]
@@ -407,22 +480,7 @@ class EventStore:
         """Newest first; returns one page and the seq to continue after (None on the last page)."""
         if not where.products:
             return [], None
-        clauses = [f"product IN ({', '.join('?' for _ in where.products)})"]
-        params: list[Any] = list(where.products)
-        for column, value in (
-            ("access_tag", where.access_tag),
-            ("webhook_tag", where.webhook_tag),
-            ("env", where.env),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if where.status == PENDING:
-            clauses.append("state IN (?, ?)")
-            params.extend((PENDING, IN_FLIGHT))
-        elif where.status is not None:
-            clauses.append("state = ?")
-            params.append(where.status)
+        clauses, params = _filter_clauses(where)
         if after_seq is not None:
             clauses.append("seq < ?")
             params.append(after_seq)
@@ -450,6 +508,41 @@ class EventStore:
         for row in rows:
             grouped.setdefault(row["event_id"], []).append(row)
         return grouped
+
+    def matching(self, where: ReplayFilter, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """The oldest `limit` deliveries the filter selects, as {event_id, registration_uuid, state},
+        and whether more matched."""
+        if not where.products:
+            return [], False
+        clauses, params = _filter_clauses(where)
+        rows = self._connection().execute(
+            f"SELECT event_id, registration_uuid, state FROM middleware_events WHERE {' AND '.join(clauses)} "
+            f"ORDER BY seq LIMIT ?",
+            (*params, limit + 1),
+        ).fetchall()
+        return [dict(row) for row in rows[:limit]], len(rows) > limit
+
+    def replay_many(self, targets: dict[str, Target]) -> tuple[list[str], list[str]]:
+        """Replay (as `replay` does) every event of `targets` (event id -> its registration's current
+        receiver) in one transaction; returns (the ids queued, the ids left alone being in flight)."""
+        ids = list(targets)
+        now = time.time()
+        in_flight: set[str] = set()
+        conn = self._connection()
+        with immediate_transaction(conn):
+            for start in range(0, len(ids), _IDS_PER_STATEMENT):
+                part = ids[start:start + _IDS_PER_STATEMENT]
+                in_flight.update(row["event_id"] for row in conn.execute(
+                    f"SELECT event_id FROM middleware_events WHERE state = ? AND event_id IN "
+                    f"({', '.join('?' for _ in part)})", (IN_FLIGHT, *part)))
+            queued = [event_id for event_id in ids if event_id not in in_flight]
+            conn.executemany(
+                "UPDATE middleware_events SET state = ?, next_attempt_at = ?, round_attempts = 0, "
+                "dead_letter_reason = NULL, dead_lettered_at = NULL, target_url = ?, target_method = ? "
+                "WHERE event_id = ?",
+                [(PENDING, now, targets[event_id].url, targets[event_id].method, event_id) for event_id in queued],
+            )
+        return queued, [event_id for event_id in ids if event_id in in_flight]
 
     def replay(self, event_id: str, target: Target | None = None) -> str:
         """Makes a delivery due now with a fresh retry budget, out of the dead letters if it was one;

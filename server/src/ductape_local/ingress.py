@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -30,7 +31,7 @@ from .config import ServerConfig
 from .delivery import DeliveryWorker, loop_refusal
 from .envelope import ApiError, failure_response, quoted, success
 from .events import EventStore, ReceivedEvent, Target
-from .store import Registration, Store
+from .store import DISABLED, Registration, Store, parse_utc
 
 INGRESS_PREFIX = "/webhooks/v1/process/"
 INGRESS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -111,9 +112,9 @@ class Middleware:
         self.max_body = config.max_body
         self.events = EventStore(str(config.db_path))
         self.worker = DeliveryWorker.for_config(self.events, config, on_delivered=registrations.mark_active)
-        # uuid -> (registrations_version when read, Target): the accept path reads the registration
-        # once per version instead of opening a connection per event.
-        self._targets: dict[str, tuple[int, Target]] = {}
+        # uuid -> (registrations_version when read, Target, end of a rotation's grace period or None):
+        # the accept path reads the registration once per version instead of opening a connection per event.
+        self._targets: dict[str, tuple[int, Target, float | None]] = {}
         self.group_commit = GroupCommit(self)
         self.ingress = EventIngress(self)
 
@@ -121,10 +122,11 @@ class Middleware:
         """Where an event for this link goes; 404 or 410 (ApiError) when the link forwards nowhere."""
         version = self.registrations.registrations_version
         cached = self._targets.get(uuid)
-        if cached is not None and cached[0] == version:
+        if cached is not None and cached[0] == version and (cached[2] is None or time.time() < cached[2]):
             return cached[1]
-        target = _target(_live_registration(self, uuid))
-        self._targets[uuid] = (version, target)
+        registration, grace_until = _live_registration(self, uuid)
+        target = _target(registration)
+        self._targets[uuid] = (version, target, grace_until)
         return target
 
 
@@ -146,28 +148,38 @@ def _middleware(request: Request) -> Middleware:
 
 
 def _target(registration: Registration) -> Target:
-    return Target(
-        registration_uuid=registration.uuid,
-        product=registration.product,
-        access_tag=registration.access_tag,
-        webhook_tag=registration.webhook_tag,
-        env=registration.product_env,
-        url=registration.url,
-        method=registration.method,
-    )
+    return Target.of(registration)
 
 
-def _live_registration(middleware: Middleware, uuid: str) -> Registration:
-    registration = middleware.registrations.get_registration(uuid, include_deleted=True)
-    if registration is None:
+def _live_registration(middleware: Middleware, uuid: str) -> tuple[Registration, float | None]:
+    """The registration a link forwards to, and when it stops (the end of a rotation's grace period,
+    epoch seconds) or None; 404/410 (ApiError) when it forwards nothing, never naming a newer link."""
+    found = middleware.registrations.lookup_link(uuid)
+    if found is None:
         raise ApiError(404, f"no webhook registration has the link uuid {quoted(uuid)}")
+    registration, grace_until = found.registration, None
+    if found.retired is not None:
+        grace = registration.grace_link()
+        if registration.deleted_at is not None or grace is None or grace[0] != uuid:
+            raise ApiError(
+                410,
+                f"the link {quoted(uuid)} was rotated at {found.retired.retired_at} and its grace period is "
+                "over; it no longer forwards events",
+            )
+        grace_until = parse_utc(grace[1]).timestamp()
     if registration.deleted_at is not None:
         raise ApiError(
             410,
             f"the webhook registration {quoted(uuid)} was deleted at {registration.deleted_at}; "
             "its link no longer forwards events",
         )
-    return registration
+    if registration.state == DISABLED:
+        raise ApiError(
+            410,
+            f"the webhook registration {quoted(uuid)} is disabled; its link stores no events until the "
+            "registration is enabled again",
+        )
+    return registration, grace_until
 
 
 def _too_large(limit: int) -> ApiError:

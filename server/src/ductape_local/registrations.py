@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ductape_local.catalog import Connection, WebhookDefinition
+from ductape_local.catalog import Catalog, Connection, ProviderEndpoint, WebhookDefinition
+from ductape_local.envelope import ApiError, quoted
 from ductape_local.provider import register_at_provider
 from ductape_local.store import Registration, RegistrationKey, Store, UpsertOutcome, UpsertRequest
 
@@ -73,3 +74,38 @@ class Registrar:
                     failure = f"provider registration failed for env {item.product_env}: {result.error}"
             results.append(RegistrationResult(registration, outcome.created, changed, failure))
         return results
+
+    def rotate(self, registration: Registration, grace_seconds: int,
+               endpoint: ProviderEndpoint | None) -> RegistrationResult:
+        """A new uuid and link for one registration (the old one retired, with its grace period); in
+        full mode (`endpoint`: the app env's registration endpoint) the provider is then given the new
+        link, as register does. A failed provider call keeps the rotation (provider_failure says why)."""
+        rotated = self.store.rotate(registration.uuid, grace_seconds, provider_due=endpoint is not None)
+        if rotated is None:  # deleted or rotated by a concurrent request
+            raise ApiError(404, f"uuid: no registration {quoted(registration.uuid)}")
+        failure = None
+        if endpoint is not None:
+            # Outside any write transaction, like register's call.
+            result = register_at_provider(endpoint, rotated.auth, self.link(rotated.uuid), self.provider_timeout)
+            rotated = self.store.record_provider_registration(rotated.uuid, result) or rotated
+            if result.status == "failed":
+                failure = f"provider registration failed for env {rotated.product_env}: {result.error}"
+        return RegistrationResult(rotated, created=False, changed=True, provider_failure=failure)
+
+
+def registration_for_route(store: Store, catalog: Catalog, products: frozenset[str], uuid: str) -> Registration:
+    """The live registration a `/registrations/{uuid}...` route acts on. Another product's uuid answers
+    as an unknown one (404): a key learns nothing of other products. A uuid the registration had
+    before a rotation answers 410 naming it as rotated, without revealing the current link."""
+    found = store.lookup_link(uuid)
+    registration = found.registration if found else None
+    if (registration is None or registration.product not in products
+            or registration.product not in catalog.products):
+        raise ApiError(404, f"uuid: no registration {quoted(uuid)}")
+    if found.retired is not None:
+        raise ApiError(410, f"uuid: {quoted(uuid)} is an earlier link of a registration that was rotated at "
+                            f"{found.retired.retired_at}; use the registration's current uuid (the webhooks "
+                            "listing shows it)")
+    if registration.deleted_at is not None:
+        raise ApiError(404, f"uuid: no registration {quoted(uuid)}")
+    return registration

@@ -13,13 +13,15 @@ import threading
 import uuid as uuid_module
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ductape_local.auth_digest import auth_digest, canonical_auth, new_salt, stored_auth, url_digest
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+ENABLED = "enabled"
+DISABLED = "disabled"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS catalog (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -46,11 +48,24 @@ CREATE TABLE IF NOT EXISTS registrations (
     provider_error TEXT,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    deleted_at TEXT
+    deleted_at TEXT,
+    state TEXT NOT NULL DEFAULT 'enabled',
+    generation INTEGER NOT NULL DEFAULT 1,
+    link_created_at TEXT NOT NULL DEFAULT '',
+    origin_uuid TEXT NOT NULL DEFAULT '',
+    previous_uuid TEXT,
+    previous_expires_at TEXT
 );
 -- At most one live registration per key; deleted ones stay behind as tombstones.
 CREATE UNIQUE INDEX IF NOT EXISTS registrations_live_key
     ON registrations (product, access_tag, webhook_tag, product_env) WHERE deleted_at IS NULL;
+-- Every uuid a registration had before a rotation; origin_uuid (its first uuid) names the registration.
+CREATE TABLE IF NOT EXISTS retired_links (
+    uuid TEXT PRIMARY KEY,
+    origin_uuid TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    retired_at TEXT NOT NULL
+);
 """
 
 
@@ -90,7 +105,16 @@ def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connecti
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(datetime.now(timezone.utc))
+
+
+def utc_text(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_utc(text: str) -> datetime:
+    """A timestamp this store wrote (utc_now) as an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True)
@@ -127,6 +151,21 @@ class Registration:
     created_at: str
     updated_at: str
     deleted_at: str | None
+    state: str = ENABLED
+    generation: int = 1
+    link_created_at: str = ""
+    origin_uuid: str = ""
+    # during a rotation's grace period: the uuid just retired, and when it stops forwarding
+    previous_uuid: str | None = None
+    previous_expires_at: str | None = None
+
+    def grace_link(self, now: datetime | None = None) -> tuple[str, str] | None:
+        """(previous uuid, expires_at) while the rotation's grace period runs, else None."""
+        if self.previous_uuid is None or self.previous_expires_at is None:
+            return None
+        if parse_utc(self.previous_expires_at) <= (now or datetime.now(timezone.utc)):
+            return None
+        return self.previous_uuid, self.previous_expires_at
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Registration":
@@ -155,7 +194,31 @@ class Registration:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             deleted_at=row["deleted_at"],
+            state=row["state"],
+            generation=row["generation"],
+            link_created_at=row["link_created_at"] or row["created_at"],
+            origin_uuid=row["origin_uuid"] or row["uuid"],
+            previous_uuid=row["previous_uuid"],
+            previous_expires_at=row["previous_expires_at"],
         )
+
+
+@dataclass(frozen=True)
+class RetiredLink:
+    """A uuid that a registration had before a rotation."""
+
+    uuid: str
+    generation: int
+    retired_at: str
+
+
+@dataclass(frozen=True)
+class LinkLookup:
+    """What a uuid names: a registration (live or a tombstone) and, when the uuid is an old one of a
+    rotated registration, that retired link (then `registration` holds the current uuid)."""
+
+    registration: Registration
+    retired: RetiredLink | None
 
 
 @dataclass(frozen=True)
@@ -175,6 +238,46 @@ class UpsertOutcome:
     provider_due: bool = False
 
 
+def _salted_digests(conn: sqlite3.Connection, columns: set[str]) -> None:
+    """Version 2: the salted digests (contracts C1, C2): each stored registration gets a salt of its
+    own and its digests are computed again with it."""
+    for column in ("digest_salt", "url_digest"):
+        if column not in columns:
+            conn.execute(f"ALTER TABLE registrations ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+    for row in conn.execute("SELECT uuid, url, auth FROM registrations WHERE digest_salt = ''").fetchall():
+        salt = new_salt()
+        conn.execute("UPDATE registrations SET digest_salt = ?, auth_digest = ?, url_digest = ? WHERE uuid = ?",
+                     (salt, auth_digest(json.loads(row["auth"]), salt), url_digest(row["url"], salt),
+                      row["uuid"]))
+
+
+_LIFECYCLE_COLUMNS = (
+    ("state", "TEXT NOT NULL DEFAULT 'enabled'"),
+    ("generation", "INTEGER NOT NULL DEFAULT 1"),
+    ("link_created_at", "TEXT NOT NULL DEFAULT ''"),
+    ("origin_uuid", "TEXT NOT NULL DEFAULT ''"),
+    ("previous_uuid", "TEXT"),
+    ("previous_expires_at", "TEXT"),
+)
+
+
+def _lifecycle(conn: sqlite3.Connection, columns: set[str]) -> None:
+    """Version 3 (contract L1): state, generation, the current link's creation time, the first uuid
+    that names a registration across rotations, and the previous uuid of a rotation's grace period.
+    A registration stored before is enabled, generation 1, its link as old as the registration."""
+    for column, kind in _LIFECYCLE_COLUMNS:
+        if column not in columns:
+            conn.execute(f"ALTER TABLE registrations ADD COLUMN {column} {kind}")
+    conn.execute("UPDATE registrations SET link_created_at = created_at WHERE link_created_at = ''")
+    conn.execute("UPDATE registrations SET origin_uuid = uuid WHERE origin_uuid = ''")
+    conn.execute("CREATE INDEX IF NOT EXISTS registrations_origin ON registrations (origin_uuid)")
+    conn.execute("CREATE INDEX IF NOT EXISTS retired_links_origin ON retired_links (origin_uuid)")
+
+
+# In version order; each step takes the connection and the registrations table's columns as found.
+MIGRATIONS = (_salted_digests, _lifecycle)
+
+
 class Store:
     def __init__(self, path: Path | str):
         self.path = Path(path)
@@ -192,18 +295,13 @@ class Store:
         restrict_files(self.path)
 
     def _migrate(self) -> None:
-        """A database of an earlier version gains the salted digests (contracts C1, C2): each stored
-        registration gets a salt of its own and its digests are computed again with it."""
+        """Brings a database of an earlier version to SCHEMA_VERSION in place, in one transaction.
+        Each step is idempotent (it looks at what is there), so a fresh database passes through all."""
         with self.write() as conn:
             columns = {row["name"] for row in conn.execute("PRAGMA table_info(registrations)")}
-            for column in ("digest_salt", "url_digest"):
-                if column not in columns:
-                    conn.execute(f"ALTER TABLE registrations ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
-            for row in conn.execute("SELECT uuid, url, auth FROM registrations WHERE digest_salt = ''").fetchall():
-                salt = new_salt()
-                conn.execute("UPDATE registrations SET digest_salt = ?, auth_digest = ?, url_digest = ? WHERE uuid = ?",
-                             (salt, auth_digest(json.loads(row["auth"]), salt), url_digest(row["url"], salt),
-                              row["uuid"]))
+            for step in MIGRATIONS:
+                step(conn, columns)
+
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
@@ -272,13 +370,14 @@ class Store:
         row = self._live_row(conn, key)
         if row is None:
             new_auth, salt = stored_auth(auth), new_salt()
+            uuid = str(uuid_module.uuid4())
             conn.execute(
                 "INSERT INTO registrations (uuid, product, access_tag, webhook_tag, product_env, app_env, url,"
-                " method, auth, auth_digest, digest_salt, url_digest, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (str(uuid_module.uuid4()), key.product, key.access_tag, key.webhook_tag, key.product_env,
+                " method, auth, auth_digest, digest_salt, url_digest, created_at, updated_at, link_created_at,"
+                " origin_uuid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (uuid, key.product, key.access_tag, key.webhook_tag, key.product_env,
                  app_env, url, method, json.dumps(new_auth), auth_digest(new_auth, salt), salt,
-                 url_digest(url, salt), now, now),
+                 url_digest(url, salt), now, now, now, uuid),
             )
             return UpsertOutcome(Registration.from_row(self._live_row(conn, key)), created=True, changed=True)
         old_auth = json.loads(row["auth"])
@@ -339,12 +438,79 @@ class Store:
         return Registration.from_row(row) if changed else None
 
     def mark_active(self, uuid: str) -> bool:
-        """Record that an event reached the registration's url; False when it is unknown or deleted."""
+        """Record that an event reached the registration's url; False when it is unknown or deleted.
+        `uuid` may be one the registration had before a rotation."""
         # `active` is not part of what the ingress reads: its cache stays valid.
         with self.write(registrations_change=False) as conn:
             return conn.execute(
-                "UPDATE registrations SET active = 1 WHERE uuid = ? AND deleted_at IS NULL", (uuid,)
+                "UPDATE registrations SET active = 1 WHERE deleted_at IS NULL AND (uuid = ? OR origin_uuid ="
+                " (SELECT origin_uuid FROM retired_links WHERE uuid = ?))", (uuid, uuid)
             ).rowcount == 1
+
+    # The lifecycle (contract L1): state, rotation, and what a uuid names.
+
+    def lookup_link(self, uuid: str) -> LinkLookup | None:
+        """The registration (live or a tombstone) whose current or earlier uuid is `uuid`; None for a
+        uuid no registration ever had."""
+        with self.connect() as conn:
+            row = conn.execute("SELECT * FROM registrations WHERE uuid = ?", (uuid,)).fetchone()
+            if row is not None:
+                return LinkLookup(Registration.from_row(row), None)
+            retired = conn.execute("SELECT * FROM retired_links WHERE uuid = ?", (uuid,)).fetchone()
+            if retired is None:
+                return None
+            row = conn.execute("SELECT * FROM registrations WHERE origin_uuid = ?",
+                               (retired["origin_uuid"],)).fetchone()
+        if row is None:
+            return None
+        return LinkLookup(Registration.from_row(row),
+                          RetiredLink(retired["uuid"], retired["generation"], retired["retired_at"]))
+
+    def link_uuids(self, registration: Registration) -> list[str]:
+        """Every uuid the registration has had: the current one first, then the retired ones."""
+        with self.connect() as conn:
+            rows = conn.execute("SELECT uuid FROM retired_links WHERE origin_uuid = ? ORDER BY generation DESC",
+                                (registration.origin_uuid,)).fetchall()
+        return [registration.uuid, *(row["uuid"] for row in rows)]
+
+    def set_state(self, uuid: str, state: str) -> tuple[Registration, bool] | None:
+        """Enable or disable a live registration: (it, whether its state changed); None when there is
+        no live registration with this uuid."""
+        with self.write() as conn:
+            changed = conn.execute(
+                "UPDATE registrations SET state = ?, updated_at = ? WHERE uuid = ? AND deleted_at IS NULL"
+                " AND state != ?", (state, utc_now(), uuid, state)).rowcount
+            row = conn.execute("SELECT * FROM registrations WHERE uuid = ? AND deleted_at IS NULL",
+                               (uuid,)).fetchone()
+        return (Registration.from_row(row), bool(changed)) if row else None
+
+    def rotate(self, uuid: str, grace_seconds: int, provider_due: bool) -> Registration | None:
+        """Give a live registration a new uuid (generation + 1). The old uuid is retired; with a grace
+        period it keeps forwarding until previous_expires_at. A rotation ends the grace of any earlier
+        uuid at once: at most one old link works at any time. With `provider_due`, the same transaction
+        records provider_registration "pending" (the call happens after the commit)."""
+        moment = datetime.now(timezone.utc)
+        now = utc_text(moment)
+        new_uuid = str(uuid_module.uuid4())
+        with self.write() as conn:
+            row = conn.execute("SELECT * FROM registrations WHERE uuid = ? AND deleted_at IS NULL",
+                               (uuid,)).fetchone()
+            if row is None:
+                return None
+            current = Registration.from_row(row)
+            conn.execute("INSERT INTO retired_links (uuid, origin_uuid, generation, retired_at) VALUES (?, ?, ?, ?)",
+                         (uuid, current.origin_uuid, current.generation, now))
+            previous, expires = (uuid, utc_text(moment + timedelta(seconds=grace_seconds))) if grace_seconds else (None, None)
+            conn.execute(
+                "UPDATE registrations SET uuid = ?, generation = generation + 1, link_created_at = ?,"
+                " previous_uuid = ?, previous_expires_at = ?, updated_at = ?, origin_uuid = ? WHERE uuid = ?",
+                (new_uuid, now, previous, expires, now, current.origin_uuid, uuid))
+            if provider_due:
+                conn.execute(
+                    "UPDATE registrations SET provider_status = 'pending', provider_http_status = NULL,"
+                    " provider_at = ?, provider_error = NULL WHERE uuid = ?", (now, new_uuid))
+            row = conn.execute("SELECT * FROM registrations WHERE uuid = ?", (new_uuid,)).fetchone()
+        return Registration.from_row(row)
 
     @staticmethod
     def _live_row(conn: sqlite3.Connection, key: RegistrationKey) -> sqlite3.Row | None:

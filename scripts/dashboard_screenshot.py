@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Makes docs/images/dashboard.png: the dashboard of a product with registrations and deliveries in every
-state (server/tests/dashboard_scenario.py, without its hostile names), signed in, one delivery's timeline
-open. Needs what scripts/setup-browser.sh installs.
+state (server/tests/dashboard_scenario.py, without its hostile names, one registration disabled), signed
+in, one delivery's timeline open. Needs what scripts/setup-browser.sh installs.
 
     .venv/bin/python scripts/dashboard_screenshot.py [OUTPUT.png]
 """
@@ -27,6 +27,8 @@ def main() -> int:
         return 1
     output.parent.mkdir(parents=True, exist_ok=True)
     with DashboardScenario(hostile=False) as scenario, sync_playwright() as playwright:
+        # One registration disabled, so that the picture shows both states.
+        scenario.call("POST", f"/webhooks/v1/registrations/{scenario.uuids['spare']}/disable")
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1360, "height": 900}, device_scale_factor=1)
         page.goto(scenario.server.url + "/dashboard")

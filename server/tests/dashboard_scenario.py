@@ -8,6 +8,7 @@ scripts/dashboard_screenshot.py (the picture in the docs).
 - stg: a link whose receiver answers 400 twice and then 200 (two dead letters; a replay delivers one)
 - dev: a link whose url carries a token in its query; its receiver answers 503 (pending: the retry
   schedule waits 10 minutes, longer than any test)
+- spare: invoice_paid in stg, no event (for a test that disables and enables it)
 hostile=True also names a webhook with markup and registers a url holding markup, which the page must
 show as text.
 """
@@ -109,7 +110,10 @@ class DashboardScenario:
         refund_url = self.ok.url + (HOSTILE_URL_PATH if self.hostile else "/hooks/refunds")
         refund = self.call("POST", "/webhooks/v1/generate-link", json={
             **base, "webhook_tag": "charge_refunded", "env": "prd", "url": refund_url, "method": "POST"})["data"]
-        for env, registration in (("prd", full), ("stg", stg), ("dev", dev), ("refund", refund)):
+        spare = self.call("POST", "/webhooks/v1/generate-link", json={
+            **base, "webhook_tag": "invoice_paid", "env": "stg", "url": self.ok.url + "/hooks/invoices",
+            "method": "POST"})["data"]
+        for env, registration in (("prd", full), ("stg", stg), ("dev", dev), ("refund", refund), ("spare", spare)):
             self.uuids[env] = registration["uuid"]
             self.links[env] = registration["link"]
         for env, count, outcome in (("prd", 3, "delivered"), ("stg", 2, "failed"), ("dev", 2, "pending"),

@@ -112,6 +112,7 @@ def test_sign_in_shows_the_products_registrations_and_links(tab, scenario):
             assert row.locator(".link").inner_text() == registration["link"]
             assert row.locator(".receiver").inner_text() == registration["url"]  # masked by the API
             assert row.get_attribute("data-env") == registration["productEnv"]
+            assert row.locator(".badge.state").inner_text() == registration["state"]
             shown += 1
     assert shown == len(scenario.uuids) == page.locator(f'[data-access-tag="{ACCESS_TAG}"] tr[data-uuid]').count()
     dev = registration_row(page, scenario.uuids["dev"])
@@ -184,6 +185,45 @@ def test_replay_queues_a_dead_letter_and_shows_it_delivered(tab, scenario):
     failed = len(api(scenario, "/webhooks/v1/deliveries", product=PRODUCT, status="failed")["data"])
     page.wait_for_function("n => document.querySelector('#filters button[data-status=failed] .count').textContent === n",
                            arg=str(failed))
+
+
+def test_send_test_delivers_a_test_event_and_opens_its_timeline(tab, scenario):
+    page = tab.sign_in()
+    row = registration_row(page, scenario.uuids["prd"])
+    before = {d["event_id"] for d in api(scenario, "/webhooks/v1/deliveries", product=PRODUCT, limit=250)["data"]}
+    row.locator("button.test-button").click()
+    notice = page.locator("#notice").filter(has_text="queued for prd")
+    notice.wait_for()
+    event_id = page.locator("#detail-event-id").inner_text()
+    assert event_id in notice.inner_text() and event_id not in before
+    page.locator("#detail .timeline li.ok").filter(has_text="delivered").wait_for()
+    delivery = scenario.delivery(event_id)
+    assert delivery["test"] is True and delivery["status"] == "delivered"
+    assert delivery["registration_uuid"] == scenario.uuids["prd"]
+    assert page.locator("#detail .badge.test").inner_text() == "test event"
+    page.locator(f'#deliveries tr[data-event-id="{event_id}"] .badge.test').wait_for()
+
+
+def test_disable_and_enable_change_the_registrations_state(tab, scenario):
+    page = tab.sign_in()
+    uuid, link = scenario.uuids["spare"], scenario.links["spare"]
+
+    def state_of_api() -> str:
+        listing = api(scenario, "/webhooks/v1/webhooks", product=PRODUCT, access_tag=ACCESS_TAG)["data"]
+        return next(r["state"] for w in listing for r in w["config"] if r["uuid"] == uuid)
+
+    assert registration_row(page, uuid).locator(".badge.state").inner_text() == state_of_api() == "enabled"
+    registration_row(page, uuid).locator("button.disable-button").click()
+    registration_row(page, uuid).locator(".badge.state").filter(has_text="disabled").wait_for()
+    assert state_of_api() == "disabled"
+    assert requests.post(link, json={"id": "evt_while_disabled"}, timeout=30).status_code == 410
+    row = registration_row(page, uuid)
+    assert row.locator("button.test-button").is_disabled()
+    assert row.locator(".link").inner_text() == link  # a disabled registration keeps its link
+    row.locator("button.enable-button").click()
+    registration_row(page, uuid).locator(".badge.state").filter(has_text="enabled").wait_for()
+    assert state_of_api() == "enabled"
+    assert registration_row(page, uuid).locator(".link").inner_text() == link
 
 
 def test_markup_in_a_webhook_name_or_url_shows_as_text(tab, scenario):

@@ -62,6 +62,16 @@ def test_the_page_and_its_assets_come_from_the_package_with_a_strict_policy(serv
         assert requests.get(server.url + path, timeout=30).status_code == 404, path
 
 
+def test_the_script_never_parses_data_as_markup():
+    """Every value reaches the page as text: the script has no HTML sink at all."""
+    from importlib import resources
+
+    script = resources.files("ductape_local.dashboard").joinpath("static", "app.js").read_text(encoding="utf-8")
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
+                 "localStorage", "sessionStorage", "document.cookie"):
+        assert sink not in script, sink
+
+
 def test_sign_in_sets_an_httponly_strict_cookie_and_never_answers_the_key(server):
     answer = requests.post(server.url + "/dashboard/session", json={"access_key": server.access_key},
                            headers=MARK, timeout=30)

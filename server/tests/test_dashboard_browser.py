@@ -60,6 +60,9 @@ class Page:
         self.errors: list[str] = []
         self.page.on("response", self._record)
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        # What the page's policy refused (an inline style or script, another origin): none may be.
+        self.page.on("console", lambda message: self.errors.append(message.text)
+                     if "Content Security Policy" in message.text or "Refused to" in message.text else None)
 
     def _record(self, response: Any) -> None:
         try:

@@ -1,6 +1,6 @@
 // ductape-local dashboard. Reads the server's own JSON routes (the same envelope every client gets)
 // with the session cookie and the X-Ductape-Dashboard header; never sees the access key after
-// sign-in. Every value is rendered as text (textContent, never innerHTML), so a webhook name or url
+// sign-in. Every value is rendered as text (text nodes and textContent only), so a webhook name or url
 // holding markup shows as that markup's text.
 "use strict";
 

@@ -79,6 +79,26 @@ def log_ticks(low: float, high: float) -> list[float]:
     return ticks
 
 
+def nice_below(value: float) -> float:
+    """The largest 1, 2 or 5 times a power of ten at or below `value`."""
+    exponent = math.floor(math.log10(value))
+    return max(m * 10 ** exponent for m in (1, 2, 5) if m * 10 ** exponent <= value)
+
+
+def nice_above(value: float) -> float:
+    """The smallest 1, 2 or 5 times a power of ten at or above `value`."""
+    exponent = math.floor(math.log10(value))
+    return min(m * 10 ** e for e in (exponent, exponent + 1) for m in (1, 2, 5) if m * 10 ** e >= value)
+
+
+def rounds_text(converge: dict) -> str:
+    counts = sorted({len(runs) for case in converge.values() for runs in case.get("rounds_seconds", {}).values()})
+    if not counts:
+        return "median of each case's rounds"
+    span = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return f"median of {span} round{'s' if counts[-1] > 1 else ''} per contender and case"
+
+
 def tick_text(value: float) -> str:
     return f"{value:g}"
 
@@ -151,14 +171,13 @@ def svg(figures: dict) -> str:
     if not found:
         raise ValueError("no converge figures to draw (was the converge benchmark skipped?)")
     seconds = [row["seconds"] for row in found]
-    y_low = 10 ** math.floor(math.log10(min(seconds)))
-    y_high = 10 ** math.ceil(math.log10(max(seconds)))
+    y_low, y_high = nice_below(min(seconds)), nice_above(max(seconds))
     by_size = curves(found, "webhooks", "rtt_ms")
     by_rtt = curves(found, "rtt_ms", "webhooks")
     envs = sorted({case["envs"] for case in figures["converge"].values()})
     machine = figures.get("machine", {})
     loads = figures.get("load_average", {})
-    caption = (f"ansible-playbook wall clock, median of each case's rounds; {'/'.join(map(str, envs))} envs per "
+    caption = (f"ansible-playbook wall clock, {rounds_text(figures['converge'])}; {'/'.join(map(str, envs))} envs per "
                f"webhook; {machine.get('cpus', '?')} CPUs ({machine.get('cpu_model', '?')}), Python "
                f"{machine.get('python', '?')}, ansible-core {machine.get('ansible_core', '?')}.",
                f"Load average {loads.get('start', '?')} at the start, {loads.get('after_converge', '?')} after the "

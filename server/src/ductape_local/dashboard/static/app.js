@@ -201,7 +201,7 @@ function currentProduct() {
 async function showProduct(tag) {
   state.product = tag;
   state.status = null;
-  state.selected = null;
+  closeDetail();
   await Promise.all([renderApps(), renderDeliveries()]);
 }
 
@@ -483,6 +483,15 @@ async function replay(eventId) {
 }
 
 // ---- wiring ------------------------------------------------------------------------------------------
+
+// A failed call shows the server's message (a 401 has shown the sign-in form already); anything else
+// is a fault of this script and stays an error of the page.
+window.addEventListener("unhandledrejection", (event) => {
+  const error = event.reason;
+  if (!(error instanceof ApiFailure)) return;
+  event.preventDefault();
+  if (error.status !== 401) notice(error.message, true);
+});
 
 document.addEventListener("DOMContentLoaded", () => {
   $("signin-form").addEventListener("submit", signIn);

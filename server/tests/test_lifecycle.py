@@ -70,6 +70,13 @@ def test_disable_stops_the_link_storing_anything_and_enable_restores_the_same_li
     enabled = data_of(lifecycle(api, uuid, "enable"))
     assert (enabled["state"], enabled["changed"], enabled["uuid"], enabled["link"]) == ("enabled", True, uuid, link)
     assert data_of(lifecycle(api, uuid, "enable"))["changed"] is False
+    # a disabled registration rotates and stays disabled
+    data_of(lifecycle(api, uuid, "disable"))
+    rotated = data_of(lifecycle(api, uuid, "rotate", json={"grace_seconds": 600}))
+    assert (rotated["state"], rotated["generation"]) == ("disabled", 2)
+    assert "disabled" in error_of(requests.post(rotated["link"], json={}), 410)
+    uuid, link = rotated["uuid"], rotated["link"]
+    assert data_of(lifecycle(api, uuid, "enable"))["changed"] is True
     event_id = data_of(requests.post(link, json={"n": 2}), 202)["event_id"]
     assert settled(api, event_id)["status"] == "delivered"
     assert received_ids(receiver, f"/{tag}/moved") == [event_id]
@@ -154,7 +161,8 @@ def test_the_old_link_answers_410_once_the_grace_period_is_over(api, tag, receiv
         return response.json()["errors"] if response.status_code == 410 else None
 
     message = wait_for(expired, "the old link to answer 410 after its grace")
-    assert "rotated" in message and "grace period is over" in message and rotated["uuid"] not in message
+    assert "rotated" in message and rotated["uuid"] not in message
+    assert f'grace period ended at {rotated["previous_link"]["expires_at"]}' in message
     assert listed(api, tag)["previous_link"] is None
     accepted = {d["event_id"] for d in deliveries_of(api, tag)}
     assert error_of(requests.post(old["link"], json={}), 410)

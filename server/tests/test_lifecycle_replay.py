@@ -88,6 +88,7 @@ def test_filters_by_env_registration_time_range_and_event_ids(api, events):
     assert matched(received_before=middle.replace("Z", "+00:00")) == events["prd"][:-1]
     assert matched(event_ids=[events["stg"][1], events["prd"][0], "evt_unknown"]) == [events["prd"][0], events["stg"][1]]
     assert matched(event_ids=[]) == []
+    assert matched(event_ids=[f"evt_{n:032x}" for n in range(999)] + [events["stg"][0]]) == events["stg"][:1]
     # another product's events never match, even by id
     assert matched(event_ids=[events["foreign"]]) == []
     assert events["foreign"] not in matched()
@@ -183,3 +184,21 @@ def test_a_bad_field_is_422_naming_the_field_and_the_value_and_replays_nothing(a
 def test_the_product_is_required(api):
     assert error_of(api.call("POST", "/webhooks/v1/deliveries/replay", json={"status": "failed"}), 422) == \
         "product: is required"
+
+
+def test_a_delivery_being_attempted_is_counted_and_left_alone():
+    with Receiver(default=Answer(hang=True)) as hanging, \
+            LocalServer(lifecycle_seed(), retry_schedule="0.05", delivery_timeout=120) as server:
+        api = Api(server)
+        registration = link_for(api, TAG, hanging.url + "/hang")
+        event_id = data_of(requests.post(registration["link"], json={"n": 1}), 202)["event_id"]
+        hanging.wait_for(1)  # the attempt holds the delivery in flight until the receiver lets go
+        dry = data_of(replay(api, dry_run=True))
+        assert (dry["matched"], dry["queued"], dry["skipped_in_flight"], dry["event_ids"]) == (1, 0, 1, [event_id])
+        real = data_of(replay(api))
+        assert (real["matched"], real["queued"], real["skipped_in_flight"]) == (1, 0, 1)
+        assert delivery(api, event_id)["attempt_count"] == 0
+        hanging.set_default(Answer(status=200))
+        hanging.release()
+        record = settled(api, event_id)
+        assert record["status"] == "delivered" and record["attempt_count"] == 2

@@ -119,7 +119,7 @@ def runs(tmp_path_factory) -> dict[str, tuple[Run, str]]:
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Differ between two servers or two runs by nature, not by path.
-VOLATILE = re.compile(r'"(created_at|updated_at|at|received_at|deleted_at)": "[^"]*"')
+VOLATILE = re.compile(r'"(created_at|updated_at|at|received_at|deleted_at|link_created_at|expires_at)": "[^"]*"')
 # Salted digests (a salt per registration, C1) differ between two servers by nature too.
 SALTED = re.compile(r"hmac-sha256:[0-9a-f]{32}:[0-9a-f]{64}")
 

@@ -194,8 +194,9 @@ def _filter_clauses(where: DeliveryFilter) -> tuple[list[str], list[Any]]:
     if isinstance(where, ReplayFilter):
         for column, values in (("registration_uuid", where.registration_uuids), ("event_id", where.event_ids)):
             if values is not None:
-                clauses.append(f"{column} IN ({', '.join('?' for _ in values)})" if values else "0")
-                params.extend(values)
+                # one parameter however many values (up to 1,000 event ids), within any SQLite's limit
+                clauses.append(f"{column} IN (SELECT value FROM json_each(?))")
+                params.append(json.dumps(list(values)))
         if where.received_after is not None:
             clauses.append("received_at >= ?")
             params.append(where.received_after)

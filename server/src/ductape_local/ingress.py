@@ -158,14 +158,13 @@ def _live_registration(middleware: Middleware, uuid: str) -> tuple[Registration,
     if found is None:
         raise ApiError(404, f"no webhook registration has the link uuid {quoted(uuid)}")
     registration, grace_until = found.registration, None
-    if found.retired is not None:
+    if found.retired is not None and registration.deleted_at is None:
         grace = registration.grace_link()
-        if registration.deleted_at is not None or grace is None or grace[0] != uuid:
-            raise ApiError(
-                410,
-                f"the link {quoted(uuid)} was rotated at {found.retired.retired_at} and its grace period is "
-                "over; it no longer forwards events",
-            )
+        if grace is None or grace[0] != uuid:
+            ended = (f"; its grace period ended at {registration.previous_expires_at}"
+                     if registration.previous_uuid == uuid else "")
+            raise ApiError(410, f"the link {quoted(uuid)} was rotated at {found.retired.retired_at}{ended}; "
+                                "it no longer forwards events")
         grace_until = parse_utc(grace[1]).timestamp()
     if registration.deleted_at is not None:
         raise ApiError(

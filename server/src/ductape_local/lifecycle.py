@@ -65,7 +65,7 @@ def _moment(value: str | None) -> str | None:
     if value is not None:
         try:
             parse_moment(value)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise PydanticCustomError(
                 "moment", "must be an ISO-8601 time such as 2026-12-02T03:00:00Z") from None
     return value

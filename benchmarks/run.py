@@ -444,6 +444,8 @@ def main(argv: list[str]) -> int:
     figures["goals"] = [{"goal": goal, "met": met, "kind": kind} for goal, met, kind in goals]
     if arguments.json:
         arguments.json.write_text(json.dumps(figures, indent=2, default=str) + "\n", encoding="utf-8")
+    import plot  # the scale and RTT curves as a picture (benchmarks/curves.svg)
+    print(plot.write_curves(figures, smoke=arguments.smoke))
     if arguments.smoke and any(kind == COUNT and not met for _, met, kind in goals):
         return 1
     return 0

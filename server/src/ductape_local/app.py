@@ -7,6 +7,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ductape_local import __version__, compat, control_plane, deliveries, ingress, lifecycle, test_mode
 from ductape_local.catalog import Catalog, SeedError, load_seed_file, parse_catalog
 from ductape_local.config import ServerConfig
+from ductape_local.dashboard import install as install_dashboard
 from ductape_local.envelope import failure_response, install_error_handlers
 from ductape_local.limits import Guard
 from ductape_local.registrations import Registrar
@@ -81,4 +82,5 @@ def create_app(config: ServerConfig) -> FastAPI:
     # a test-mode crash fault included); the event's body is bounded by the accept path (--max-body)
     # and its time by the protocol (limits.guarded_protocol), as for any request.
     app.event_handler = Guard(event_handler, **guard_options)
+    install_dashboard(app)  # last: its session check runs outside the guard (dashboard/sessions.py)
     return app

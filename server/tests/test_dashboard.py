@@ -118,7 +118,8 @@ def test_sign_in_and_out_need_the_dashboard_header(server):
 
 def test_the_cookie_authenticates_control_plane_reads_and_writes_only_with_the_dashboard_header(server):
     session = sign_in(server)
-    assert [p["tag"] for p in data_of(products(session, server, **MARK))] == [PRODUCT]
+    # the example seed's key has two products, listed by tag
+    assert [p["tag"] for p in data_of(products(session, server, **MARK))] == ["acme_space:shop", PRODUCT]
     # The cookie alone (what a cross-site request would carry, were SameSite not honoured) is no key.
     assert error_of(products(session, server), 401).startswith("missing access key")
     link = {"product": PRODUCT, "access_tag": "stripe-payments", "webhook_tag": "payment_succeeded", "env": "dev",
@@ -152,7 +153,10 @@ def test_the_products_route_lists_the_keys_products_with_envs_and_connections(se
     assert data_of(answer) == [{"tag": "second-product", "envs": ["prd"], "connections": [
         {"access_tag": "second-stripe", "app": "stripe", "envs": {"prd": "live"}}]}]
     mine = data_of(requests.get(server.url + "/webhooks/v1/products", headers=server.auth_headers, timeout=30))
-    assert [c["access_tag"] for c in mine[0]["connections"]] == ["paystack-payments", "stripe-payments"]
+    by_tag = {p["tag"]: p for p in mine}
+    assert sorted(by_tag) == ["acme_space:shop", PRODUCT]
+    assert [c["access_tag"] for c in by_tag[PRODUCT]["connections"]] == ["paystack-payments", "stripe-payments"]
+    assert [c["access_tag"] for c in by_tag["acme_space:shop"]["connections"]] == ["ductape:paystack"]
     assert error_of(requests.get(server.url + "/webhooks/v1/products", timeout=30), 401).startswith("missing access key")
 
 

@@ -36,11 +36,12 @@ import re
 import select
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 from urllib.parse import unquote, urlsplit
 
 from .auth_digest import mask_url
@@ -65,6 +66,8 @@ DEADLINE_TICK_S = 0.1
 CLAIM_BATCH = 16
 # Most attempts written in one transaction by the recorder thread.
 RECORD_BATCH = 512
+# The interpreter's GIL switch interval while the worker runs (see DeliveryWorker.start).
+GIL_SWITCH_INTERVAL_S = 0.0005
 # An event that has been delivered by relays this many times is refused when it comes back.
 MAX_HOPS = 5
 
@@ -480,6 +483,9 @@ class DeliveryWorker:
         self._answering: dict[str, bool] = {}
         # deliveries whose outcome could not be written, nor their claim released: released later
         self._unreleased: list[ClaimedDelivery] = []
+        # The last look past saturated destinations that found nothing to claim: (what it skipped, the
+        # wake-up generation it saw, until when it holds, the next due time it found). See _claim.
+        self._nothing_past: tuple[tuple[str, ...], int, float, float | None] | None = None
         self._deadlines = Deadlines()
         self._recorder = Recorder(self._write_outcomes, self._store)
 
@@ -500,6 +506,12 @@ class DeliveryWorker:
         return self._schedule
 
     def start(self) -> None:
+        # A thread that waited on a socket (a receiver's answer) must take the GIL back before it can
+        # go on, and under load the thread holding it (the event loop accepting events) lets go only
+        # every switch interval (5 ms by default): each delivery waits for it at least twice (send,
+        # answer), so delivery fell far behind acceptance. A shorter interval hands the GIL over sooner.
+        if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         recovered = self._store.recover_in_flight()
         if recovered:
             log.info("%d deliveries left in flight by an earlier process are due again", recovered)
@@ -523,7 +535,16 @@ class DeliveryWorker:
         # what was sent is written before the process ends
         self._recorder.stop(max(1.0, deadline - time.monotonic()))
 
-    def wake(self) -> None:
+    def wake(self, urls: Iterable[str] | None = None) -> None:
+        """Wakes one sleeping thread: new deliveries are due, to these receiver urls (None: any).
+
+        When every one of ``urls`` goes to a destination already at its share, nobody is woken: a
+        sleeping thread could not claim them, only look through the whole backlog to find that out,
+        and each thread holding that destination claims again as soon as its batch is done."""
+        if urls is not None:
+            share, busy = self._share, self._busy
+            if all(busy.get(destination_key(url), 0) >= share for url in urls):
+                return
         with self._wakeup:
             self._generation += 1
             self._wakeup.notify()
@@ -543,7 +564,7 @@ class DeliveryWorker:
                     if batch:
                         self._deliver_batch(connections, batch)
                         continue
-                    next_due = self._store.next_due_at(exclude=self._saturated())
+                    next_due = self._next_due()
                 except Exception:  # keep the thread alive: the store may be busy or briefly unreadable
                     log.exception("delivery worker iteration failed")
                 wait_s = IDLE_RECHECK_S
@@ -565,15 +586,42 @@ class DeliveryWorker:
         return [f"url:{url}" for url in self._urls if destination_key(url) in full] + keys
 
     def _claim(self) -> list[ClaimedDelivery]:
-        """Claims due deliveries to one receiver url, counting this thread against its destination."""
+        """Claims due deliveries to one receiver url, counting this thread against its destination.
+
+        Looking past saturated destinations reads every delivery waiting for them (a backlog behind a
+        busy or hanging receiver), so a look that found nothing is not repeated by the other threads
+        until something may have changed: a wake-up, another destination saturated or freed, the next
+        due time it found, or IDLE_RECHECK_S (for events another process committed)."""
         with self._claim_lock:
-            batch = self._store.claim_due_batch(exclude=self._saturated(), limit=self._batch_size)
+            exclude = tuple(self._saturated())
+            if exclude and self._nothing_still(exclude):
+                return []
+            generation = self._generation
+            batch = self._store.claim_due_batch(exclude=exclude, limit=self._batch_size)
+            if not batch and exclude:
+                next_due = self._store.next_due_at(exclude=exclude)
+                until = time.time() + IDLE_RECHECK_S
+                self._nothing_past = (exclude, generation, until if next_due is None else min(until, next_due),
+                                      next_due)
             if batch:
                 url = batch[0].url
                 key = destination_key(url)
                 self._busy[key] = self._busy.get(key, 0) + 1
                 self._urls[url] = self._urls.get(url, 0) + 1
             return batch
+
+    def _nothing_still(self, exclude: tuple[str, ...]) -> bool:
+        last = self._nothing_past
+        return (last is not None and last[0] == exclude and last[1] == self._generation
+                and time.time() < last[2])
+
+    def _next_due(self) -> float | None:
+        """When the next delivery this thread could claim is due (None: none waiting)."""
+        exclude = tuple(self._saturated())
+        with self._claim_lock:
+            if exclude and self._nothing_still(exclude):
+                return self._nothing_past[3]
+        return self._store.next_due_at(exclude=exclude)
 
     def _batch_size(self, url: str) -> int:
         """Deliveries to one url claimed together: a batch only while the url's last attempt was

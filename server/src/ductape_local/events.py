@@ -23,9 +23,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from .store import Registration, immediate_transaction
+
+_T = TypeVar("_T")
 
 PENDING = "pending"
 IN_FLIGHT = "in_flight"
@@ -252,7 +254,7 @@ def _filter_clauses(where: DeliveryFilter) -> tuple[list[str], list[Any]]:
 _IDS_PER_STATEMENT = 500
 
 
-# The longest the group commit sleeps between two tries for SQLite's write lock.
+# The longest a writer (group commit, claim, recorder) sleeps between two tries for SQLite's write lock.
 WRITE_LOCK_POLL_S = 0.0005
 
 _INSERT_EVENTS = (
@@ -344,10 +346,19 @@ class EventStore:
         for as long as the busy timeout.
         """
         rejections = list(rejections)
+        return self._write(lambda conn: self._write_ingress(conn, events, rejections))
+
+    def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """`work(conn)` in one immediate transaction on this thread's connection: committed when it
+        returns, rolled back (and the exception raised) when it raises. While another connection holds
+        the write lock it tries again, for as long as the busy timeout: `work` must be safe to run again.
+
+        SQLite's own busy handler sleeps 1, 2, 5, 10... up to 100 ms between tries, so a writer that
+        once found the lock taken would lose it to the others again and again (the group commit takes
+        it for every batch, the delivery threads for every claim, the recorder for every batch of
+        outcomes); every writer here tries again within WRITE_LOCK_POLL_S of its release instead.
+        """
         conn = self._connection()
-        # SQLite's own busy handler sleeps 1, 2, 5, 10... ms between tries for the write lock, which the
-        # delivery threads take for every claim and attempt; waiting requests are better served by
-        # trying again within WRITE_LOCK_POLL_S of its release.
         conn.execute("PRAGMA busy_timeout=0")
         try:
             deadline = time.monotonic() + self._busy_timeout_s
@@ -355,7 +366,7 @@ class EventStore:
             while True:
                 try:
                     with immediate_transaction(conn):
-                        return self._write_ingress(conn, events, rejections)
+                        return work(conn)
                 except sqlite3.OperationalError as error:
                     if getattr(error, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
                         raise
@@ -490,27 +501,29 @@ class EventStore:
     ) -> list[ClaimedDelivery]:
         """Takes the delivery due first (skipping destinations in ``exclude``) and more due deliveries
         to the same receiver url, up to ``limit`` (a number, or a function of that url), in one
-        transaction; in due order."""
+        transaction; in due order. Nothing due: no transaction at all."""
         moment = time.time() if now is None else now
         skip, params = _exclusion(exclude)
-        conn = self._connection()
-        with immediate_transaction(conn):
-            first = conn.execute(
-                f"SELECT target_url FROM middleware_events WHERE state = ? AND next_attempt_at <= ?{skip} "
-                f"ORDER BY next_attempt_at, seq LIMIT 1",
-                (PENDING, moment, *params),
-            ).fetchone()
-            if first is None:
-                return []
-            url = first["target_url"]
-            count = limit(url) if callable(limit) else limit
-            rows = conn.execute(
-                f"UPDATE middleware_events SET state = ? WHERE seq IN ("
-                f"  SELECT seq FROM middleware_events WHERE state = ? AND next_attempt_at <= ? AND target_url = ?"
-                f"  ORDER BY next_attempt_at, seq LIMIT ?"
-                f") RETURNING {_CLAIM_COLUMNS}, next_attempt_at, seq",
-                (IN_FLIGHT, PENDING, moment, url, max(1, count)),
-            ).fetchall()
+        # which url is due first is read without the write lock (WAL: readers wait for no writer), so
+        # that a thread with nothing to claim does not queue for the lock behind the group commit
+        first = self._connection().execute(
+            f"SELECT target_url FROM middleware_events WHERE state = ? AND next_attempt_at <= ?{skip} "
+            f"ORDER BY next_attempt_at, seq LIMIT 1",
+            (PENDING, moment, *params),
+        ).fetchone()
+        if first is None:
+            return []
+        url = first["target_url"]
+        count = max(1, limit(url) if callable(limit) else limit)
+        # taken under the lock only if still pending: what another connection claimed meanwhile is
+        # skipped, and an empty answer makes the caller look again (next_due_at) at once
+        rows = self._write(lambda conn: conn.execute(
+            f"UPDATE middleware_events SET state = ? WHERE seq IN ("
+            f"  SELECT seq FROM middleware_events WHERE state = ? AND next_attempt_at <= ? AND target_url = ?"
+            f"  ORDER BY next_attempt_at, seq LIMIT ?"
+            f") RETURNING {_CLAIM_COLUMNS}, next_attempt_at, seq",
+            (IN_FLIGHT, PENDING, moment, url, count),
+        ).fetchall())
         # due order; events received in one group commit share their time and go in receipt order
         rows.sort(key=lambda row: (row["next_attempt_at"], row["seq"]))
         return [
@@ -575,8 +588,8 @@ class EventStore:
                 now if dead_lettered else None,
                 claimed.event_id,
             ))
-        conn = self._connection()
-        with immediate_transaction(conn):
+
+        def write(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "INSERT INTO middleware_attempts (event_id, n, at, status_code, latency_ms, error) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -589,6 +602,8 @@ class EventStore:
                 "last_error = ?, dead_letter_reason = ?, dead_lettered_at = ? WHERE event_id = ?",
                 updates,
             )
+
+        self._write(write)
 
     # --- reading and replay ----------------------------------------------------------------
     # Records are plain dicts of the stored columns plus "attempts"; deliveries.py makes them wire answers.

@@ -104,7 +104,7 @@ class GroupCommit:
             for (index, _, _, _), outcome in zip(accepted, results):
                 outcomes[index] = outcome.event_id if not isinstance(outcome, BaseException) else outcome
             if accepted:
-                self._middleware.worker.wake()
+                self._middleware.worker.wake({target.url for _, target, _, _ in accepted})
         # one call per event loop (one per server process) settles every answer of the batch
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any]]] = {}
         for (_, _, loop, answer), outcome in zip(batch, outcomes):

@@ -218,26 +218,30 @@ class ControllerModuleAction(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         del tmp
+        return merge_hash(result, self.run_module(self.module_name, dict(self._task.args), task_vars))
 
-        args, from_variables = self._module_args(task_vars)
+    def run_module(self, module_name: str, task_args: dict, task_vars: dict) -> dict:
+        """The result of the collection's module <module_name> with these arguments (plus the connection
+        options taken from variables), run in the controller process where it can, as a module elsewhere."""
+        args, from_variables = self._module_args(task_args, task_vars)
         reason = self._why_not_on_controller(task_vars)
         logic = None
         if reason is None:
             try:
-                logic = self.load_module_logic()
+                logic = self.load_module_logic() if module_name == self.module_name else module_logic(module_name)
             except ImportError as error:
                 reason = f"its code cannot be imported on the controller ({error})"
         if logic is None:
             display.vvv(f"{self._task.action}: running the module on the target, as {reason}",
                         host=self._play_context.remote_addr)
-            return merge_hash(result, _name_the_variables(self._run_as_module(args, task_vars), from_variables))
+            return _name_the_variables(self._run_as_module(module_name, args, task_vars), from_variables)
 
         display.vvv(f"{self._task.action}: running in the controller process", host=self._play_context.remote_addr)
-        return merge_hash(result, _name_the_variables(self._run_in_process(logic, task_vars, args), from_variables))
+        return _name_the_variables(self._run_in_process(module_name, logic, task_vars, args), from_variables)
 
-    def _module_args(self, task_vars: dict) -> tuple[dict, dict[str, str]]:
+    def _module_args(self, task_args: dict, task_vars: dict) -> tuple[dict, dict[str, str]]:
         """The task's arguments plus the connection options taken from variables, and which those are."""
-        args = dict(self._task.args)
+        args = dict(task_args)
         from_variables = {}
         for option, variable in CONNECTION_VARIABLES:
             if args.get(option) is not None or variable not in task_vars:
@@ -265,9 +269,10 @@ class ControllerModuleAction(ActionBase):
             return "the task is async"
         return None
 
-    def _run_as_module(self, args: dict, task_vars: dict) -> dict:
+    def _run_as_module(self, module_name: str, args: dict, task_vars: dict) -> dict:
         wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
-        result = self._execute_module(module_args=args, task_vars=task_vars, wrap_async=wrap_async)
+        name = None if module_name == self.module_name else f"ductape.webhooks.{module_name}"
+        result = self._execute_module(module_name=name, module_args=args, task_vars=task_vars, wrap_async=wrap_async)
         if not wrap_async:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return result
@@ -277,10 +282,10 @@ class ControllerModuleAction(ActionBase):
         self._compute_environment_string(raw_environment_out=environment)
         return environment
 
-    def _run_in_process(self, logic: ModuleLogic, task_vars: dict, args: dict) -> dict:
+    def _run_in_process(self, module_name: str, logic: ModuleLogic, task_vars: dict, args: dict) -> dict:
         with _process_environment(self._task_environment()):
             # Plain data first: the validator deep-copies its input, and templated values copy slowly.
-            module = ControllerModule(logic.argument_spec, _validator(self.module_name), _plain(args),
+            module = ControllerModule(logic.argument_spec, _validator(module_name), _plain(args),
                                       check_mode=bool(self._task.check_mode), diff=bool(self._task.diff),
                                       inject_invocation=core_injects_invocation(task_vars))
         try:

@@ -416,6 +416,8 @@ def role_play(server_url: str, webhooks: list[dict[str, Any]], **variables: Any)
             "ductape_webhooks": webhooks, **variables}
 
 
+# The role's one task: it checks, plans, runs the two modules and reports.
+ROLE_TASK = "ductape.webhooks.register : Check every input, register every webhook and report"
 ROLE_WEBHOOKS = [{"access_tag": ACCESS_TAG, "webhook_tag": "payment_succeeded", "path": "/hooks/paid"}]
 
 
@@ -429,9 +431,8 @@ def test_the_role_makes_two_module_tasks_prints_no_key_and_names_ductape_api_url
                                         roles=[{"role": "ductape.webhooks.register"}])
         output = completed.stdout + completed.stderr
         assert completed.returncode == 0, output[-6000:]
-        # Two module tasks in all, each run once: one per form, whatever the number of webhooks.
-        assert output.count("TASK [ductape.webhooks.register : Register every webhook") == 1
-        assert output.count("TASK [ductape.webhooks.register : Generate the link of every webhook") == 1
+        # One task does the work, run once, whatever the number of webhooks (it runs the two modules).
+        assert output.count(f"TASK [{ROLE_TASK}") == 1
         # Every ductape action plugin invocation says at -vvv which path it takes: two in the whole run.
         assert len(re.findall(f"({IN_PROCESS}|{AS_MODULE})", output)) == 2, output[-6000:]
         assert KEY not in output and "access_key=" not in output and AUTH_SECRET not in output
@@ -440,7 +441,7 @@ def test_the_role_makes_two_module_tasks_prints_no_key_and_names_ductape_api_url
                                    roles=[{"role": "ductape.webhooks.register"}])
     output = down.stdout + down.stderr
     assert down.returncode != 0
-    failure = last_result(output, "ductape.webhooks.register : Fail with the reason")
+    failure = last_result(output, ROLE_TASK)
     assert "ductape_api_url" in failure["msg"] and "api_url option" not in failure["msg"], failure["msg"]
     # One module task found the API down; the link task is not attempted after it: one warning in all.
     # ansible-core before 2.17 wraps a warning at 80 columns: the lines are joined again first.
@@ -462,7 +463,33 @@ def test_the_roles_input_errors_name_the_webhook_by_index_and_field(tmp_path, we
         writes = server.stats()["writes"]
     output = completed.stdout + completed.stderr
     assert completed.returncode != 0
-    failure = last_result(output, "ductape.webhooks.register : Stop before anything is written")
+    failure = last_result(output, ROLE_TASK)
     assert expected in failure["msg"], failure["msg"]
     assert "dictionary requested" not in output and "argument_spec_data" not in output
+    assert writes == 0
+
+
+@pytest.mark.parametrize("variables, expected", [
+    ({"ductape_timeout": "soon"}, 'ductape_timeout: must be a whole number (got "soon")'),
+    ({"ductape_retries": [3]}, "ductape_retries: must be a whole number (got a list)"),
+    ({"ductape_webhooks_prune": "maybe"}, 'ductape_webhooks_prune: must be true or false (got "maybe")'),
+    ({"ductape_validate_certs": "strict"}, 'ductape_validate_certs: must be true or false (got "strict")'),
+    ({"ductape_webhooks_prune_action": "delete"},
+     "ductape_webhooks_prune_action: must be 'absent' or 'disabled' (got \"delete\")"),
+    ({"ductape_environments_group": ["ductape_environments"]}, "ductape_environments_group: must be a string (got a list)"),
+    ({"ductape_access_key": {"key": AUTH_SECRET}}, "ductape_access_key: must be a string (got a dict)"),
+    ({"ductape_product": ""}, "ductape_product: is required"),
+])
+def test_the_roles_other_variables_fail_naming_the_variable_and_the_value(tmp_path, variables, expected):
+    with LocalServer(SEED) as server:
+        completed = run_connection_play(tmp_path, "controller", [], {**role_play(server.url, ROLE_WEBHOOKS), **variables},
+                                        roles=[{"role": "ductape.webhooks.register"}])
+        writes = server.stats()["writes"]
+    output = completed.stdout + completed.stderr
+    assert completed.returncode != 0
+    failure = last_result(output, ROLE_TASK)
+    assert expected in failure["msg"], failure["msg"]
+    # Not ansible-core's argument validation, whose message is a dump of the role's whole argument spec.
+    assert "argument_spec_data" not in output and "Validation of arguments failed" not in output
+    assert AUTH_SECRET not in output
     assert writes == 0

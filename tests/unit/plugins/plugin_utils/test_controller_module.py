@@ -69,7 +69,7 @@ def _in_process_failure(args):
     action._task.args = dict({"product": "p", "access_tag": "a", "webhook_tag": "w", "access_key": "unit-test-key-1",
                               "api_url": "http://127.0.0.1:9"}, **args)
     with mock.patch.object(ActionModule, "_task_environment", return_value={}):
-        result = action._run_in_process(action.load_module_logic(), {}, dict(action._task.args))
+        result = action._run_in_process(action.module_name, action.load_module_logic(), {}, dict(action._task.args))
     assert result["failed"] is True, result
     return result["msg"]
 

@@ -87,8 +87,8 @@ def module_tasks(secrets: dict[str, str], flavour: str) -> list[dict[str, Any]]:
         task("url with a password", "ductape_webhook_link", {
             "webhook_tag": "link_webhook", "env": "stg",
             "url": "https://hook:" + secrets["url password"] + "@stg.example.com/hooks/link"}),
-        task("test event", "ductape_webhook_test", {**hook, "env": "prd", "max_attempts": 1, "wait_timeout": 20,
-                                                   "payload": {"type": "reliability.test"}}),
+        task("test event", "ductape_webhook_test", {
+            **hook, "env": "prd", "max_attempts": 1, "wait_timeout": 20, "payload": {"type": "reliability.test"}}),
         task("replay", "ductape_webhook_replay", {**hook, "limit": 10}),
         # credentials in api_url replace the access key (HTTP basic auth): the API refuses it, naming no secret
         task("api url with a password", "ductape_webhook_replay", {**hook, "api_url": api_url_with_password(secrets)}),

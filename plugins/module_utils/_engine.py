@@ -627,8 +627,31 @@ class _Write:
         self.error = None
 
 
-def _run_steps(client, env):
-    """The env's lifecycle steps, in order, on its registration (the one just written, or the current one)."""
+def rotation_already_done(error, expected_generation):
+    """Whether a conditional rotate that failed was in fact done: the API refused a retry (409) because
+    the registration is past the generation sent, so the first try rotated and its answer was lost."""
+    generation = error.meta.get("generation")
+    return (error.status == 409 and error.attempts > 1 and _is_int(expected_generation) and _is_int(generation)
+            and generation > expected_generation)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _reread(client, product, access_tag, webhook_tag, slug):
+    """The env's registration as the listing shows it now (after a rotation whose answer was lost)."""
+    webhooks = client.list_webhooks(product, access_tag, webhook_tag)[0]
+    found = registrations_by_env(webhooks[0] if webhooks else None).get(slug)
+    if found is None:
+        raise DuctapeApiError("rotate the registration in env %s: it was rotated, but the listing no longer shows "
+                              "it" % slug)
+    return found
+
+
+def _run_steps(client, env, product, webhook):
+    """The env's lifecycle steps, in order, on its registration (the one just written, or the current one).
+    A rotation carries the generation it saw (a conditional rotate), so a retry never rotates twice."""
     for step in env.steps[env.done:]:
         registration = env.answer or env.current or {}
         uuid = registration.get("uuid")
@@ -639,9 +662,17 @@ def _run_steps(client, env):
         elif step == STEP_DISABLE:
             answer = client.disable_registration(uuid, env=env.slug)
         else:
+            expected = registration.get("generation") if _is_int(registration.get("generation")) else None
             try:
-                answer = client.rotate_registration(uuid, env.state.rotation.grace, env=env.slug)
+                answer = client.rotate_registration(uuid, env.state.rotation.grace, env=env.slug,
+                                                    expected_generation=expected)
             except DuctapeApiError as error:
+                if rotation_already_done(error, expected):
+                    answer = _reread(client, product, webhook.access_tag, webhook.webhook_tag, env.slug)
+                    answer.setdefault("changed", True)
+                    env.answer = answer
+                    env.done += 1
+                    continue
                 if error.provider_refused:
                     # The API rotated, then the provider refused the new link: the rotation counts, and the
                     # next run sends the registration again (provider_left_undone).
@@ -665,7 +696,7 @@ def _writes_of(index, webhook, planned, client, product):
                 env.answer = by_env.get(env.slug)
                 env.written = True
             for env in envs:
-                _run_steps(client, env)
+                _run_steps(client, env, product, webhook)
         writes.append(_Write(index, to_register, register))
     for env in planned:
         if (env.action in (CREATED, UPDATED) or env.resend) and env.state.link_only:
@@ -673,7 +704,7 @@ def _writes_of(index, webhook, planned, client, product):
                 env.answer = client.generate_link(product, webhook.access_tag, webhook.webhook_tag, env.slug,
                                                   env.state.url, env.state.method)
                 env.written = True
-                _run_steps(client, env)
+                _run_steps(client, env, product, webhook)
             writes.append(_Write(index, [env], link))
         elif env.action == DELETED:
             def delete(env=env):
@@ -684,7 +715,7 @@ def _writes_of(index, webhook, planned, client, product):
             # (a resent env runs its steps after its own write, above)
             def steps(env=env):
                 env.written = True  # nothing of the registration itself to write
-                _run_steps(client, env)
+                _run_steps(client, env, product, webhook)
             writes.append(_Write(index, [env], steps))
     return writes
 

@@ -199,9 +199,14 @@ class DuctapeApiError(Exception):
     """A failed call, with a message that says what was attempted, where, and what the API answered."""
 
     def __init__(self, message, status=None, operation=None, option=None, provider_refused=False,
-                 not_offered=False):
+                 not_offered=False, meta=None, attempts=1):
         super(DuctapeApiError, self).__init__(message)
         self.status = status
+        # The error envelope's meta (a conditional rotate's 409 gives both generations there).
+        self.meta = meta if isinstance(meta, dict) else {}
+        # How many times the request was sent: more than 1 when a retry was refused (the first try may
+        # have been done by the server though its answer was lost).
+        self.attempts = attempts
         self.operation = operation
         # An extension route that this Ductape API does not have (not: the uuid or event is unknown).
         self.not_offered = not_offered
@@ -568,11 +573,18 @@ class DuctapeClient:
         return self._expect(self._call(operation, "POST", self._registration_route(ROUTE_ENABLE, uuid),
                                        extension=True), dict, operation)
 
-    def rotate_registration(self, uuid, grace_seconds=0, env=None):
-        """The REGISTRATION with its new uuid and link; the old link works ``grace_seconds`` longer."""
+    def rotate_registration(self, uuid, grace_seconds=0, env=None, expected_generation=None):
+        """The REGISTRATION with its new uuid and link; the old link works ``grace_seconds`` longer.
+
+        ``expected_generation`` (the generation the caller saw) makes the rotation conditional: a
+        registration at another generation is not rotated and the API answers 409 with both
+        generations in the error's ``meta`` (rotation_already_done reads it)."""
         operation = "rotate the link of the registration %s%s" % (uuid, " in %s" % env if env else "")
+        body = dict(grace_seconds=int(grace_seconds))
+        if expected_generation is not None:
+            body["expected_generation"] = int(expected_generation)
         return self._expect(self._call(operation, "POST", self._registration_route(ROUTE_ROTATE, uuid),
-                                       body=dict(grace_seconds=int(grace_seconds)), extension=True), dict, operation)
+                                       body=body, extension=True), dict, operation)
 
     def send_test(self, uuid, payload=None, max_attempts=None, env=None):
         """``{event_id, registration_uuid}`` of a test event sent through the registration's own link."""
@@ -670,7 +682,7 @@ class DuctapeClient:
                         "collection\")" % (operation, self.shown_api_url, method, path, response.status_code),
                         status=response.status_code, operation=operation, not_offered=True)
                 if response.status_code not in RETRYABLE_STATUSES or self._is_the_apis_own_502(response):
-                    return self._unwrap(operation, response, env_slugs, with_meta)
+                    return self._unwrap(operation, response, env_slugs, with_meta, attempt)
                 problem = "the Ductape API answered HTTP %d (%s)" % (
                     response.status_code, self._short(self._errors_text(response) or response.reason
                                                       or "no reason given"))
@@ -735,7 +747,7 @@ class DuctapeClient:
             return False
         return isinstance(envelope, dict) and envelope.get("status") is False
 
-    def _unwrap(self, operation, response, env_slugs, with_meta):
+    def _unwrap(self, operation, response, env_slugs, with_meta, attempts=1):
         try:
             envelope = response.json()
         except ValueError:
@@ -751,7 +763,7 @@ class DuctapeClient:
             raise DuctapeApiError(
                 "%s: HTTP %d: %s%s" % (operation, response.status_code, errors, self._env_hint(errors, env_slugs)),
                 status=response.status_code, operation=operation,
-                provider_refused=response.status_code == 502)
+                provider_refused=response.status_code == 502, meta=envelope.get("meta"), attempts=attempts)
         if "data" not in envelope:
             raise DuctapeApiError("%s: the API's answer has no data (HTTP %d)" % (operation, response.status_code),
                                   status=response.status_code, operation=operation)

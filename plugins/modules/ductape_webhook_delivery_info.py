@@ -270,9 +270,9 @@ last_rejection:
     registration_uuid: 0f8c2a4e-7d61-4b7a-9e55-3c2d1b0a9f87
 """
 
-from ansible_collections.ductape.webhooks.plugins.module_utils._engine import mask_urls_deep, read_webhooks, refusal
+from ansible_collections.ductape.webhooks.plugins.module_utils._engine import filter_problems as engine_filter_problems
+from ansible_collections.ductape.webhooks.plugins.module_utils._engine import mask_urls_deep, refusal
 from ansible_collections.ductape.webhooks.plugins.module_utils._module_host import run_as_module
-from ansible_collections.ductape.webhooks.plugins.module_utils._rules import env_exists_problems, webhook_tag_problems
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import (
     DuctapeApiError,
     client_for,
@@ -308,24 +308,12 @@ def counts_by_status(deliveries):
 
 
 def filter_problems(client, params):
-    """The filters checked with the reads and rules of ductape_webhook, where the API lets us.
-
-    With product and access_tag, one read (filtered by webhook_tag when given) says the product's envs
-    and whether the app defines the webhook; without them there is nothing to check against.
-    """
+    """The filters checked with ductape_webhook's read and rules (the engine's filter_problems), where the
+    API lets us: with product and access_tag, and a webhook_tag or env to check; otherwise nothing to check."""
     product, access_tag, webhook_tag, env = (params[name] for name in ("product", "access_tag", "webhook_tag", "env"))
     if not (product and access_tag and (env or webhook_tag)):
         return []
-    pair = (access_tag, webhook_tag)
-    reading = read_webhooks(client, product, [pair], 1)[pair]
-    if reading.error:
-        return [reading.error]
-    problems = []
-    if webhook_tag and reading.webhook is None:
-        problems.extend(webhook_tag_problems("webhook_tag", webhook_tag, access_tag, reading.app_tags or []))
-    if env:
-        problems.extend(env_exists_problems("env", env, product, reading.product_envs))
-    return problems
+    return engine_filter_problems(client, product, access_tag, webhook_tag, env)[0]
 
 
 def run(params, check_mode, want_diff, warn):

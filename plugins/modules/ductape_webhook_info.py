@@ -145,12 +145,77 @@ webhooks:
             - Not returned where the API does not say (the hosted Ductape); the same holds for RV(webhooks[].config[].created_at)
               and RV(webhooks[].config[].updated_at), which are ductape-local's extension.
           type: dict
+          contains:
+            status:
+              description: C(pending), C(registered) or C(failed).
+              type: str
+            http_status:
+              description: The provider endpoint's HTTP status, null when it did not answer or was not called yet.
+              type: int
+            at:
+              description: When the provider endpoint was last called.
+              type: str
+            error:
+              description: Why the provider registration failed (no secret in it); null otherwise.
+              type: str
         created_at:
           description: When the registration was created.
           type: str
         updated_at:
           description: When it last changed.
           type: str
+        state:
+          description:
+            - C(enabled), or C(disabled) (its link answers 410 and stores nothing; see M(ductape.webhooks.ductape_webhook)
+              O(ductape.webhooks.ductape_webhook#module:state=disabled)).
+            - This and the other lifecycle keys below are ductape-local's extension; not returned where the API does not
+              give them (the hosted Ductape).
+          type: str
+          sample: enabled
+        generation:
+          description: The registration's link generation, 1 at creation and one more per rotation.
+          type: int
+          sample: 2
+        link_created_at:
+          description: When the current uuid and link were made (the creation time until the first rotation).
+          type: str
+          sample: "2026-12-01T03:00:00Z"
+        previous_link:
+          description: Null, or during a rotation's grace period the old link, which still forwards until C(expires_at).
+          type: dict
+          contains:
+            uuid:
+              description: The old uuid.
+              type: str
+            link:
+              description: The old link.
+              type: str
+            expires_at:
+              description: When the old link stops forwarding and answers 410.
+              type: str
+        ingress:
+          description:
+            - What the registration's link refused or acknowledged without delivering again, over all of the registration's
+              links (the counts run on across rotations).
+            - ductape-local's extension; not returned where the API does not give it.
+          type: dict
+          contains:
+            rejected:
+              description: Events refused at the link (a provider signature that failed verification).
+              type: int
+            duplicates:
+              description: Repeats of an event already accepted, acknowledged and not delivered again.
+              type: int
+            last_rejection:
+              description: Null, or the last refusal's C(reason) (never a secret or an expected signature) and C(at).
+              type: dict
+              contains:
+                reason:
+                  description: Why the event was refused.
+                  type: str
+                at:
+                  description: When.
+                  type: str
 """
 
 from ansible_collections.ductape.webhooks.plugins.module_utils._engine import public_webhook, read_webhooks, refusal

@@ -8,9 +8,12 @@ connection from the environment; nothing printed holds the access key or an auth
 """
 from __future__ import annotations
 
+import ast
+from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from ductape_local.testing import LocalServer
 from playbook import Step, adhoc_result, run_adhoc, run_steps, unreachable_url
@@ -92,6 +95,14 @@ def server():
                                    json={"product": PRODUCT, "access_tag": ACCESS_TAG, "webhook_tag": webhook_tag,
                                          "envs": [{"slug": env, "url": url, "method": "POST", "auth": auth}]})
             assert answer.status_code == 200, answer.text
+        # one registration in a rotation's grace period, so that previous_link is a dict
+        [uuid] = [r["uuid"] for w in requests.get(
+            running.url + "/webhooks/v1/webhooks", timeout=30, headers={"Authorization": f"Bearer {SETUP_KEY}"},
+            params={"product": PRODUCT, "access_tag": ACCESS_TAG, "webhook_tag": ON_PAGE_3}).json()["data"]
+            for r in w["config"]]
+        rotated = requests.post(running.url + f"/webhooks/v1/registrations/{uuid}/rotate", timeout=30,
+                                headers={"Authorization": f"Bearer {SETUP_KEY}"}, json={"grace_seconds": 3600})
+        assert rotated.status_code == 200, rotated.text
         yield running
 
 
@@ -128,6 +139,36 @@ def test_returns_the_contract_shape_with_auth_masked(run):
         assert registration["link"].endswith("/webhooks/v1/process/" + registration["uuid"])
         for part, values in (auth or {}).items():
             assert registration["auth"][part] == {key: "********" for key in values}
+
+
+def undocumented(value, documented, path):
+    """The paths of the keys of a returned value that RETURN does not document (recursing where it says
+    what a dict or list element contains)."""
+    missing = []
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        for key, inner in item.items():
+            if key not in documented:
+                missing.append(f"{path}.{key}")
+            elif documented[key].get("contains") and inner:
+                missing.extend(undocumented(inner, documented[key]["contains"], f"{path}.{key}"))
+    return sorted(set(missing))
+
+
+def test_every_key_returned_is_documented_in_return(run):
+    source = (Path(__file__).resolve().parents[2] / "plugins" / "modules" / "ductape_webhook_info.py").read_text()
+    [text] = [node.value.value for node in ast.parse(source).body if isinstance(node, ast.Assign)
+              and [getattr(t, "id", None) for t in node.targets] == ["RETURN"]]
+    documented = yaml.safe_load(text)
+    result = {key: value for key, value in run.result("everything").items() if not key.startswith("_")
+              and key not in ("invocation", "warnings", "deprecations", "failed")}
+    configs = [r for w in result["webhooks"] for r in w["config"]]
+    assert any(r["previous_link"] for r in configs), "the fixture's rotation with grace is listed"
+    assert any(r["provider_registration"] is None for r in configs)
+    assert all(isinstance(r["ingress"], dict) for r in configs)
+    assert undocumented(result, documented, "") == []
 
 
 def test_check_mode_reads_the_same_and_changes_nothing(run):

@@ -29,6 +29,7 @@ TABLE_END = "<!-- bad-inputs:end -->"
 
 W, L, I, D = ("ductape.webhooks.ductape_webhook", "ductape.webhooks.ductape_webhook_link",
               "ductape.webhooks.ductape_webhook_info", "ductape.webhooks.ductape_webhook_delivery_info")
+T, P = "ductape.webhooks.ductape_webhook_test", "ductape.webhooks.ductape_webhook_replay"
 
 
 def seed(key: str) -> dict[str, Any]:
@@ -138,6 +139,20 @@ def module_cases() -> list[Case]:
              "HTTP 200", "quota exceeded"),
         Case("w-timeout", W, "the API never answers (`timeout: 1`)", webhook(api_url="{{ stub_hang }}", timeout=1),
              "did not answer within the timeout", "{{ stub_hang }}"),
+        Case("w-link-generation-zero", W, "`link_generation: 0`", webhook(link_generation=0), "link_generation", "0"),
+        Case("w-link-generation-type", W, "`link_generation: next`", webhook(link_generation="next"),
+             "link_generation", "next"),
+        Case("w-rotate-older-than", W, "`rotate_older_than: 90 days`", webhook(rotate_older_than="90 days"),
+             "rotate_older_than", '"90 days"'),
+        Case("w-rotation-grace-range", W, "`rotation_grace: 604801`", webhook(rotation_grace=604801),
+             "rotation_grace", "604801"),
+        Case("w-prune-choice", W, "`prune: everything`",
+             {"product": PRODUCT, "webhooks": [{"access_tag": ACCESS_TAG, "webhook_tag": WEBHOOK, "envs": [env()]}],
+              "prune": "everything"}, "prune", "everything"),
+        Case("w-auth-header", W, "`auth_header: x-api-key`", webhook(auth_header="x-api-key"), "auth_header", "x-api-key"),
+        Case("w-auth-unknown", W, "`auth_unknown: ignore`", webhook(auth_unknown="ignore"), "auth_unknown", "ignore"),
+        Case("w-token-exchange", W, "`token_exchange: oauth`", webhook(token_exchange="oauth"), "token_exchange",
+             "oauth"),
         Case("l-missing-env", L, "`env` left out", link(env=None), "env", None),
         Case("l-bad-method", L, "`method: TRACE`", link(method="TRACE"), "method", "TRACE"),
         Case("l-bad-url", L, "`url: not a url`", link(url="not a url"), "url", '"not a url"'),
@@ -148,7 +163,30 @@ def module_cases() -> list[Case]:
         Case("i-missing-product", I, "`product` left out", {"access_tag": ACCESS_TAG}, "product", None),
         Case("d-bad-status", D, "`status: exploded`", {"status": "exploded"}, "status", "exploded"),
         Case("d-limit-type", D, "`limit: lots`", {"limit": "lots"}, "limit", "lots"),
+        Case("t-missing-env", T, "`env` left out", {k: v for k, v in link().items() if k not in ("env", "url")},
+             "env", None),
+        Case("t-max-attempts", T, "`max_attempts: 11`", {**tester_args(), "max_attempts": 11}, "max_attempts", "11"),
+        Case("t-wait-timeout", T, "`wait_timeout: 0`", {**tester_args(), "wait_timeout": 0}, "wait_timeout", "0"),
+        Case("t-payload-type", T, "`payload: hello` (not a mapping)", {**tester_args(), "payload": "hello"}, "payload",
+             None),
+        Case("t-env-not-in-product", T, "env `qa1`, not an env of the product", {**tester_args(), "env": "qa1"}, "env",
+             '"qa1"', sends=True),
+        Case("t-env-not-mapped", T, "env `sbx`, with no registration to test", {**tester_args(), "env": "sbx"}, "env",
+             "sbx", sends=True),
+        Case("p-bad-status", P, "`status: exploded`", {"product": PRODUCT, "status": "exploded"}, "status", "exploded"),
+        Case("p-limit-zero", P, "`limit: 0`", {"product": PRODUCT, "limit": 0}, "limit", "0"),
+        Case("p-received-after", P, "`received_after: yesterday`", {"product": PRODUCT, "received_after": "yesterday"},
+             "received_after", '"yesterday"'),
+        Case("p-ids-and-filter", P, "`event_ids` with `env` (mutually exclusive)",
+             {"product": PRODUCT, "event_ids": ["e1"], "env": "prd"}, "event_ids", "env"),
+        Case("p-unknown-webhook-tag", P, "`webhook_tag: no_such_webhook`",
+             {"product": PRODUCT, "access_tag": ACCESS_TAG, "webhook_tag": "no_such_webhook"}, "webhook_tag",
+             '"no_such_webhook"', sends=True),
     ]
+
+
+def tester_args() -> dict[str, Any]:
+    return {"product": PRODUCT, "access_tag": ACCESS_TAG, "webhook_tag": WEBHOOK, "env": "prd"}
 
 
 R = "ductape.webhooks.register (role)"

@@ -46,7 +46,7 @@ def seed(keys: list[str], provider_url: str) -> dict[str, Any]:
 def secrets() -> dict[str, str]:
     names = ["module key", "role key", "wrong key", "header", "query", "body", "nested body", "params",
              "changed header", "role host header", "role webhook body", "debug-off role query",
-             "typo auth string", "typo header string", "typo cookie"]
+             "typo auth string", "typo header string", "typo cookie", "url password", "api url password"]
     return {name: harness.plant(name) for name in names}
 
 
@@ -79,6 +79,20 @@ def module_tasks(secrets: dict[str, str], flavour: str) -> list[dict[str, Any]]:
         task("link", "ductape_webhook_link", {"webhook_tag": "link_webhook", "env": "dev",
                                               "url": "https://dev.example.com/hooks/link"}),
         task("deliveries", "ductape_webhook_delivery_info", {}),
+        # The lifecycle modules and options, with the secrets in their arguments: a rotation (its diff shows the
+        # links), a receiver url with a password, the key in another header, a test event and a replay through an
+        # api_url that holds a password.
+        task("rotate", "ductape_webhook", {**hook, "envs": envs(secrets), "link_generation": 2, "rotation_grace": 60,
+                                           "auth_header": "x-access-token", "access_key": secrets["module key"]}),
+        task("url with a password", "ductape_webhook_link", {
+            "webhook_tag": "link_webhook", "env": "stg",
+            "url": "https://hook:" + secrets["url password"] + "@stg.example.com/hooks/link"}),
+        task("test event", "ductape_webhook_test", {
+            **hook, "env": "prd", "max_attempts": 1, "wait_timeout": 20, "payload": {"type": "reliability.test"}}),
+        task("replay", "ductape_webhook_replay", {**hook, "limit": 10}),
+        # credentials in api_url replace the access key (HTTP basic auth): the API refuses it, naming no secret
+        task("api url with a password", "ductape_webhook_replay", {**hook, "api_url": api_url_with_password(secrets)}),
+        task("bad rotation", "ductape_webhook", {**hook, "envs": envs(secrets), "rotation_grace": -1}),
         # Failures with the secrets in hand: refused before a request, by the server, by the provider, by the key.
         task("bad url", "ductape_webhook", {**hook, "envs": [{**envs(secrets)[0], "url": "ftp://x"}]}),
         task("unmapped env", "ductape_webhook", {**hook, "envs": [{**envs(secrets)[0], "slug": "sbx"}]}),
@@ -87,6 +101,11 @@ def module_tasks(secrets: dict[str, str], flavour: str) -> list[dict[str, Any]]:
         {"name": f"{flavour}: print what was registered, as people do",
          "ansible.builtin.debug": {"var": f"{flavour}_register"}},
     ]
+
+
+def api_url_with_password(secrets: dict[str, str]) -> str:
+    """The play's api_url (a play variable) with credentials in it."""
+    return "{{ server_url | replace('http://', 'http://ops:" + secrets["api url password"] + "@') }}"
 
 
 def auth_typo_playbook(secrets: dict[str, str], server_url: str) -> list[dict[str, Any]]:
@@ -123,7 +142,7 @@ def modules_playbook(secrets: dict[str, str], server_url: str, check: bool = Fal
             "name": f"Modules with secrets ({flavour})",
             "hosts": "localhost",
             "gather_facts": False,
-            "vars": {"ductape_run_on_controller": on_controller},
+            "vars": {"ductape_run_on_controller": on_controller, "server_url": server_url},
             "module_defaults": {"group/ductape.webhooks.ductape": {"api_url": server_url, "retries": 0}},
             "tasks": tasks,
         })
@@ -200,6 +219,16 @@ def test_the_runs_did_what_they_should(secret_runs):
         for failure in ("bad_url", "unmapped_env", "wrong_key"):
             assert dump[f"{flavour}_{failure}"].get("failed") is True, (flavour, failure)
     assert dump["controller_provider_refuses"].get("failed") is True
+    # the lifecycle tasks ran for real: one rotation (once, the other flavour finds generation 2), the
+    # link, the test event sent (its receiver cannot be reached: failed), the replay, the bad option refused,
+    # the api_url with a password refused
+    assert [dump[f"{flavour}_rotate"].get("changed") for flavour in ("controller", "ansiballz")] == [True, False]
+    for flavour in ("controller", "ansiballz"):
+        assert not dump[f"{flavour}_url_with_a_password"].get("failed"), dump[f"{flavour}_url_with_a_password"]
+        assert dump[f"{flavour}_test_event"].get("event_id"), dump[f"{flavour}_test_event"]
+        assert not dump[f"{flavour}_replay"].get("failed"), dump[f"{flavour}_replay"]
+        assert dump[f"{flavour}_bad_rotation"].get("failed") is True
+        assert dump[f"{flavour}_api_url_with_a_password"].get("failed") is True
     check = runs["check"].dump
     assert [env["action"] for env in check["controller_register"]["envs"]] == ["updated", "updated"]
     # -vvv really printed the module arguments, with the secrets masked by ansible.

@@ -176,7 +176,7 @@ def ingress_views(grant: Access, registrations: list[Registration]) -> dict[str,
     from ductape_local.deliveries import iso_utc  # deliveries.py imports this module
 
     with grant.store.connect() as conn:
-        counts = ingress_counts(conn, [r.uuid for r in registrations])
+        counts = ingress_counts(conn, [(r.uuid, r.origin_uuid) for r in registrations])
     for entry in counts.values():
         if entry["last_rejection"] is not None:
             entry["last_rejection"]["at"] = iso_utc(entry["last_rejection"]["at"])

@@ -19,25 +19,28 @@ ECHOABLE_FIELDS = frozenset(
      "route", "status", "count", "retry_after",
      # the lifecycle routes (lifecycle.py)
      "grace_seconds", "max_attempts", "dry_run", "received_after", "received_before", "registration_uuid",
-     "event_ids"}
+     "event_ids", "expected_generation"}
 )
 MAX_ECHO = 120
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None,
+                 meta: dict[str, Any] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.meta = meta or {}
 
 
 def success(data: Any, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"status": True, "meta": meta or {}, "data": data}
 
 
-def failure_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"status": False, "meta": {}, "errors": message}, status_code=status, headers=headers)
+def failure_response(status: int, message: str, headers: dict[str, str] | None = None,
+                     meta: dict[str, Any] | None = None) -> JSONResponse:
+    return JSONResponse({"status": False, "meta": meta or {}, "errors": message}, status_code=status, headers=headers)
 
 
 def quoted(value: Any) -> str:
@@ -84,7 +87,7 @@ def describe_validation_error(error: dict[str, Any]) -> str:
 
 
 async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-    return failure_response(exc.status, exc.message, exc.headers)
+    return failure_response(exc.status, exc.message, exc.headers, exc.meta)
 
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

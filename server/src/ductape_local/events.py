@@ -86,7 +86,9 @@ CREATE TABLE IF NOT EXISTS middleware_dedup (
     PRIMARY KEY (product, access_tag, webhook_tag, env, provider_event_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS middleware_dedup_expiry ON middleware_dedup (expires_at);
--- Per registration: events refused at the door (signature) and repeats acknowledged, not delivered.
+-- Per registration (keyed by its origin uuid, its first one, so that the counts survive a rotation):
+-- events refused at the door (signature) and repeats acknowledged, not delivered. last_rejection_uuid:
+-- the registration's uuid when the last rejection happened.
 CREATE TABLE IF NOT EXISTS middleware_ingress (
     registration_uuid     TEXT PRIMARY KEY,
     product               TEXT NOT NULL,
@@ -96,7 +98,8 @@ CREATE TABLE IF NOT EXISTS middleware_ingress (
     rejected              INTEGER NOT NULL DEFAULT 0,
     duplicates            INTEGER NOT NULL DEFAULT 0,
     last_rejection_reason TEXT,
-    last_rejection_at     REAL
+    last_rejection_at     REAL,
+    last_rejection_uuid   TEXT
 );
 """
 
@@ -128,11 +131,13 @@ class Target:
     env: str
     url: str
     method: str
+    origin_uuid: str = ""  # the registration's first uuid (the key of its ingress counts)
 
     @classmethod
     def of(cls, registration: "Registration") -> "Target":
         """A registration's receiver as it is now."""
         return cls(
+            origin_uuid=registration.origin_uuid or registration.uuid,
             registration_uuid=registration.uuid,
             product=registration.product,
             access_tag=registration.access_tag,
@@ -279,6 +284,40 @@ def _insert_statements(rows: list[tuple]) -> list[tuple[str, list]]:
     return statements
 
 
+def _key_ingress_counts_by_origin(conn: sqlite3.Connection) -> None:
+    """Upgrades middleware_ingress of a database made before it was keyed by origin uuid: the rows of
+    every uuid a registration had (current or retired) become one row under its origin uuid, their
+    counts added up and the latest rejection kept (last_rejection_uuid: the uuid it happened on)."""
+
+    with immediate_transaction(conn):
+        conn.execute("ALTER TABLE middleware_ingress ADD COLUMN last_rejection_uuid TEXT")
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        origin: dict[str, str] = {}
+        if "registrations" in tables:
+            origin.update((row[0], row[1] or row[0]) for row in conn.execute("SELECT uuid, origin_uuid FROM registrations"))
+        if "retired_links" in tables:
+            origin.update((row[0], row[1]) for row in conn.execute("SELECT uuid, origin_uuid FROM retired_links"))
+        merged: dict[str, list] = {}
+        for row in conn.execute("SELECT * FROM middleware_ingress").fetchall():
+            uuid = row["registration_uuid"]
+            key = origin.get(uuid, uuid)
+            entry = merged.get(key)
+            at = row["last_rejection_at"]
+            if entry is None:
+                merged[key] = [row["product"], row["access_tag"], row["webhook_tag"], row["env"], row["rejected"],
+                               row["duplicates"], row["last_rejection_reason"], at, uuid if at is not None else None]
+                continue
+            entry[4] += row["rejected"]
+            entry[5] += row["duplicates"]
+            if at is not None and (entry[7] is None or at >= entry[7]):
+                entry[6], entry[7], entry[8] = row["last_rejection_reason"], at, uuid
+        conn.execute("DELETE FROM middleware_ingress")
+        conn.executemany(
+            "INSERT INTO middleware_ingress (registration_uuid, product, access_tag, webhook_tag, env, rejected,"
+            " duplicates, last_rejection_reason, last_rejection_at, last_rejection_uuid)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [(key, *entry) for key, entry in merged.items()])
+
+
 class EventStore:
     def __init__(self, db_path: str, busy_timeout_s: float = 30.0):
         self._db_path = db_path
@@ -291,6 +330,8 @@ class EventStore:
             for column, kind in _ADDED_COLUMNS:
                 if column not in present:
                     conn.execute(f"ALTER TABLE middleware_events ADD COLUMN {column} {kind}")
+            if "last_rejection_uuid" not in {row["name"] for row in conn.execute("PRAGMA table_info(middleware_ingress)")}:
+                _key_ingress_counts_by_origin(conn)
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -419,7 +460,7 @@ class EventStore:
                 if first is not None:
                     outcomes.append(Accepted(first, duplicate=True))
                     repeats[first] = repeats.get(first, 0) + 1
-                    counts.setdefault(target.registration_uuid, [target, 0, 0, None, None])[2] += 1
+                    counts.setdefault(target.origin_uuid or target.registration_uuid, [target, 0, 0, None, None])[2] += 1
                     continue
             event_id, row = self._event_row(target, event, now)
             rows.append(row)
@@ -436,20 +477,24 @@ class EventStore:
             conn.executemany("UPDATE middleware_events SET duplicates = duplicates + ? WHERE event_id = ?",
                              [(n, event_id) for event_id, n in repeats.items()])
         for rejection in rejections:
-            entry = counts.setdefault(rejection.target.registration_uuid, [rejection.target, 0, 0, None, None])
+            target = rejection.target
+            entry = counts.setdefault(target.origin_uuid or target.registration_uuid, [target, 0, 0, None, None])
             entry[1] += 1
             if entry[4] is None or rejection.at >= entry[4]:
-                entry[3], entry[4] = rejection.reason, rejection.at
+                entry[0], entry[3], entry[4] = target, rejection.reason, rejection.at
         if counts:
             conn.executemany(
                 "INSERT INTO middleware_ingress (registration_uuid, product, access_tag, webhook_tag, env, "
-                "rejected, duplicates, last_rejection_reason, last_rejection_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "rejected, duplicates, last_rejection_reason, last_rejection_at, last_rejection_uuid) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (registration_uuid) DO UPDATE SET rejected = rejected + excluded.rejected, "
                 "duplicates = duplicates + excluded.duplicates, "
                 "last_rejection_reason = COALESCE(excluded.last_rejection_reason, last_rejection_reason), "
-                "last_rejection_at = COALESCE(excluded.last_rejection_at, last_rejection_at)",
-                [(uuid, t.product, t.access_tag, t.webhook_tag, t.env, rejected, duplicates, reason, at)
-                 for uuid, (t, rejected, duplicates, reason, at) in counts.items()])
+                "last_rejection_at = COALESCE(excluded.last_rejection_at, last_rejection_at), "
+                "last_rejection_uuid = COALESCE(excluded.last_rejection_uuid, last_rejection_uuid)",
+                [(key, t.product, t.access_tag, t.webhook_tag, t.env, rejected, duplicates, reason, at,
+                  t.registration_uuid if at is not None else None)
+                 for key, (t, rejected, duplicates, reason, at) in counts.items()])
         if now - self._last_prune >= DEDUP_PRUNE_EVERY_S:
             conn.execute("DELETE FROM middleware_dedup WHERE expires_at <= ?", (now,))
             self._last_prune = now
@@ -656,7 +701,8 @@ class EventStore:
             f"SELECT COALESCE(SUM(rejected), 0), COALESCE(SUM(duplicates), 0) FROM middleware_ingress "
             f"WHERE {clauses}", params).fetchone()
         last = conn.execute(
-            f"SELECT registration_uuid, last_rejection_reason, last_rejection_at FROM middleware_ingress "
+            f"SELECT COALESCE(last_rejection_uuid, registration_uuid) AS registration_uuid, last_rejection_reason, "
+            f"last_rejection_at FROM middleware_ingress "
             f"WHERE {clauses} AND last_rejection_at IS NOT NULL ORDER BY last_rejection_at DESC LIMIT 1",
             params).fetchone()
         return {"states": states, "rejected": totals[0], "duplicates": totals[1],
@@ -749,16 +795,19 @@ def _scope_clauses(where: DeliveryFilter) -> tuple[list[str], list[Any]]:
     return clauses, params
 
 
-def ingress_counts(conn: sqlite3.Connection, registration_uuids: list[str]) -> dict[str, dict[str, Any]]:
-    """Each registration's rejected and duplicate counts and last rejection (zeros when none yet)."""
-    counts = {uuid: {"rejected": 0, "duplicates": 0, "last_rejection": None} for uuid in registration_uuids}
-    if registration_uuids:
+def ingress_counts(conn: sqlite3.Connection, registrations: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """Each registration's rejected and duplicate counts and last rejection (zeros when none yet), by its
+    current uuid; `registrations`: (current uuid, origin uuid) pairs (the counts are kept by origin uuid,
+    so they run on across rotations)."""
+    counts = {uuid: {"rejected": 0, "duplicates": 0, "last_rejection": None} for uuid, _ in registrations}
+    current = {origin or uuid: uuid for uuid, origin in registrations}
+    if registrations:
         for row in conn.execute(
             f"SELECT registration_uuid, rejected, duplicates, last_rejection_reason, last_rejection_at "
-            f"FROM middleware_ingress WHERE registration_uuid IN ({', '.join('?' for _ in registration_uuids)})",
-            registration_uuids,
+            f"FROM middleware_ingress WHERE registration_uuid IN ({', '.join('?' for _ in current)})",
+            list(current),
         ):
-            counts[row[0]] = {
+            counts[current[row[0]]] = {
                 "rejected": row[1],
                 "duplicates": row[2],
                 "last_rejection": None if row[4] is None else {"reason": row[3], "at": row[4]},

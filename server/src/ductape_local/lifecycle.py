@@ -35,7 +35,7 @@ from ductape_local.envelope import ApiError, quoted, success
 from ductape_local.events import IN_FLIGHT, ReceivedEvent, ReplayFilter, Target
 from ductape_local.ingress import INGRESS_PREFIX
 from ductape_local.limits import MAX_TAG_LENGTH
-from ductape_local.registrations import registration_for_route
+from ductape_local.registrations import generation_conflict, registration_for_route
 from ductape_local.store import DISABLED, ENABLED, Registration, utc_now
 
 MAX_GRACE_SECONDS = 604800
@@ -52,6 +52,9 @@ class RotateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     grace_seconds: StrictInt = Field(default=0, ge=0, le=MAX_GRACE_SECONDS,
                                      description="seconds the old link keeps forwarding (0: it answers 410 at once)")
+    expected_generation: StrictInt | None = Field(
+        default=None, ge=1, description="rotate only if the registration is still at this generation (the one "
+        "the caller saw); otherwise 409 naming both generations, so that a retried rotate never rotates twice")
 
 
 class TestRequest(BaseModel):
@@ -135,13 +138,22 @@ def enable_registration(uuid: str, grant: AccessDep) -> dict[str, Any]:
     return _set_state(grant, uuid, ENABLED)
 
 
-@router.post("/registrations/{uuid}/rotate", responses=failures(400, *LIFECYCLE_FAILURES, 502),
+@router.post("/registrations/{uuid}/rotate", responses=failures(400, *LIFECYCLE_FAILURES, 409, 502),
              summary="Give a registration a new uuid and link; the old link works for grace_seconds more")
 def rotate_registration(uuid: str, grant: AccessDep, body: RotateRequest | None = None) -> dict[str, Any]:
-    registration = _registration(grant, uuid)
+    body = body or RotateRequest()
+    try:
+        registration = _registration(grant, uuid)
+    except ApiError as error:
+        found = grant.store.lookup_link(uuid) if error.status == 410 else None
+        if found is None or body.expected_generation is None:
+            raise
+        # A conditional rotate on a uuid already rotated (a retry after the server did it): 409 naming
+        # both generations, as for a stale generation on the current uuid.
+        raise generation_conflict(uuid, found.registration.generation, body.expected_generation) from None
     endpoint = grant.catalog.provider_endpoint(registration.product, registration.access_tag,
                                                registration.webhook_tag, registration.app_env)
-    result = grant.registrar.rotate(registration, (body or RotateRequest()).grace_seconds, endpoint)
+    result = grant.registrar.rotate(registration, body.grace_seconds, endpoint, body.expected_generation)
     raise_provider_failures([result])
     view = result_view(result, grant)
     view.pop("created")

@@ -76,13 +76,22 @@ class Registrar:
         return results
 
     def rotate(self, registration: Registration, grace_seconds: int,
-               endpoint: ProviderEndpoint | None) -> RegistrationResult:
+               endpoint: ProviderEndpoint | None, expected_generation: int | None = None) -> RegistrationResult:
         """A new uuid and link for one registration (the old one retired, with its grace period); in
         full mode (`endpoint`: the app env's registration endpoint) the provider is then given the new
-        link, as register does. A failed provider call keeps the rotation (provider_failure says why)."""
-        rotated = self.store.rotate(registration.uuid, grace_seconds, provider_due=endpoint is not None)
-        if rotated is None:  # deleted or rotated by a concurrent request
+        link, as register does. A failed provider call keeps the rotation (provider_failure says why).
+        With `expected_generation`, only a registration still at that generation is rotated; another
+        answers 409 naming both (generation_conflict), so a retried rotate never rotates twice."""
+        outcome = self.store.rotate(registration.uuid, grace_seconds, provider_due=endpoint is not None,
+                                    expected_generation=expected_generation)
+        if outcome is None:  # deleted or rotated by a concurrent request
+            found = self.store.lookup_link(registration.uuid)
+            if expected_generation is not None and found is not None and found.retired is not None:
+                raise generation_conflict(registration.uuid, found.registration.generation, expected_generation)
             raise ApiError(404, f"uuid: no registration {quoted(registration.uuid)}")
+        rotated, done = outcome
+        if not done:
+            raise generation_conflict(registration.uuid, rotated.generation, expected_generation)
         failure = None
         if endpoint is not None:
             # Outside any write transaction, like register's call.
@@ -91,6 +100,16 @@ class Registrar:
             if result.status == "failed":
                 failure = f"provider registration failed for env {rotated.product_env}: {result.error}"
         return RegistrationResult(rotated, created=False, changed=True, provider_failure=failure)
+
+
+def generation_conflict(uuid: str, generation: int, expected_generation: int) -> ApiError:
+    """The 409 of a conditional rotate whose registration is no longer at the generation the caller saw;
+    meta carries both generations (never the current uuid or link)."""
+    return ApiError(
+        409, f"expected_generation: the registration of uuid {quoted(uuid)} is at generation {generation}, not "
+             f"the expected {expected_generation}; it was not rotated again (the webhooks listing shows its "
+             "current uuid and link)",
+        meta={"generation": generation, "expected_generation": expected_generation})
 
 
 def registration_for_route(store: Store, catalog: Catalog, products: frozenset[str], uuid: str) -> Registration:

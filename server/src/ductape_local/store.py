@@ -484,11 +484,15 @@ class Store:
                                (uuid,)).fetchone()
         return (Registration.from_row(row), bool(changed)) if row else None
 
-    def rotate(self, uuid: str, grace_seconds: int, provider_due: bool) -> Registration | None:
-        """Give a live registration a new uuid (generation + 1). The old uuid is retired; with a grace
-        period it keeps forwarding until previous_expires_at. A rotation ends the grace of any earlier
-        uuid at once: at most one old link works at any time. With `provider_due`, the same transaction
-        records provider_registration "pending" (the call happens after the commit)."""
+    def rotate(self, uuid: str, grace_seconds: int, provider_due: bool,
+               expected_generation: int | None = None) -> tuple[Registration, bool] | None:
+        """Give a live registration a new uuid (generation + 1): (the registration, True). The old uuid is
+        retired; with a grace period it keeps forwarding until previous_expires_at. A rotation ends the
+        grace of any earlier uuid at once: at most one old link works at any time. With `provider_due`,
+        the same transaction records provider_registration "pending" (the call happens after the commit).
+        With `expected_generation` it rotates only a registration still at that generation, checked in
+        the same transaction; otherwise (the registration as it is, False). None: no live registration
+        with this uuid."""
         moment = datetime.now(timezone.utc)
         now = utc_text(moment)
         new_uuid = str(uuid_module.uuid4())
@@ -498,6 +502,8 @@ class Store:
             if row is None:
                 return None
             current = Registration.from_row(row)
+            if expected_generation is not None and current.generation != expected_generation:
+                return current, False
             conn.execute("INSERT INTO retired_links (uuid, origin_uuid, generation, retired_at) VALUES (?, ?, ?, ?)",
                          (uuid, current.origin_uuid, current.generation, now))
             previous, expires = (uuid, utc_text(moment + timedelta(seconds=grace_seconds))) if grace_seconds else (None, None)
@@ -510,7 +516,7 @@ class Store:
                     "UPDATE registrations SET provider_status = 'pending', provider_http_status = NULL,"
                     " provider_at = ?, provider_error = NULL WHERE uuid = ?", (now, new_uuid))
             row = conn.execute("SELECT * FROM registrations WHERE uuid = ?", (new_uuid,)).fetchone()
-        return Registration.from_row(row)
+        return Registration.from_row(row), True
 
     @staticmethod
     def _live_row(conn: sqlite3.Connection, key: RegistrationKey) -> sqlite3.Row | None:

@@ -177,11 +177,67 @@ def test_a_real_rotation_reports_the_new_link_and_the_previous_one():
     [outcome] = engine.converge(client(http), "p", [engine.WebhookState(
         "s", "paid", [env("prd", rotation=engine.Rotation(2, grace=3600))])], "present", check_mode=False)
     assert writes(http) == [("POST", "/registrations/u1/rotate")]
-    assert http.sent[-1].json == {"grace_seconds": 3600}
+    assert http.sent[-1].json == {"grace_seconds": 3600, "expected_generation": 1}
     result = engine.env_result(outcome.envs[0])
     assert result["link"].endswith("/u1-r") and result["uuid"] == "u1-r" and result["generation"] == 2
     assert result["previous_link"]["link"].endswith("/u1")
     assert engine.diff_of(outcome)["after"]["prd"]["link"].endswith("/u1-r")
+
+
+class LostRotateAnswer:
+    """The server rotates, then a gateway answers 502 instead of its answer; the retry (same uuid, same
+    expected_generation) meets a conditional rotate: 409 with both generations, or a second rotation
+    when the server ignores expected_generation (``conditional=False``)."""
+
+    def __init__(self, server, conditional=True):
+        self.server = server
+        self.conditional = conditional
+        self.rotations = 0
+
+    def __call__(self, sent):
+        if not sent.path.endswith("/rotate"):
+            return self.server(sent)
+        uuid = sent.path.split("/")[-2]
+        current = next((r for rs in self.server.registered.values() for r in rs
+                        if r["uuid"] == uuid or r["uuid"].startswith(uuid + "-r")), None)
+        expected = sent.json.get("expected_generation")
+        if self.conditional and expected is not None and current["generation"] != expected:
+            return answer(409, errors="expected_generation: the registration is at generation %d, not the expected "
+                                      "%d" % (current["generation"], expected),
+                          meta={"generation": current["generation"], "expected_generation": expected})
+        self.rotations += 1
+        current.update(uuid=current["uuid"] + "-r", link=current["link"] + "-r", generation=current["generation"] + 1)
+        if self.rotations == 1:
+            return answer(502, raw="<html>502 Bad Gateway</html>")
+        return answer(200, dict(current, changed=True))
+
+
+def test_a_rotate_retried_after_a_gateway_error_rotates_once_and_reports_the_new_link():
+    routed = LostRotateAnswer(Server({"paid": [registration("prd", "u1")]}))
+    http = RoutedHTTP(routed)
+    api = DuctapeClient(API_URL, "dtl_unit_key_lifecycle", session=http.session, retries=2, sleep=lambda _: None)
+    [outcome] = engine.converge(api, "p", [engine.WebhookState(
+        "s", "paid", [env("prd", rotation=engine.Rotation(2))])], "present", check_mode=False)
+    assert outcome.msg is None or "rotate" not in outcome.msg, outcome.msg
+    assert routed.rotations == 1, "the retry must not rotate a second time"
+    assert writes(http) == [("POST", "/registrations/u1/rotate")] * 2
+    assert [sent.json["expected_generation"] for sent in http.sent if sent.path.endswith("/rotate")] == [1, 1]
+    assert outcome.changed is True and outcome.envs[0].action == "rotated"
+    result = engine.env_result(outcome.envs[0])
+    assert (result["uuid"], result["generation"]) == ("u1-r", 2)
+    assert result["link"].endswith("/u1-r")
+
+
+def test_a_first_try_refused_for_its_generation_is_a_failure_naming_both_generations():
+    """No retry: another run rotated between this run's read and its rotate; nothing is counted done."""
+    server = Server({"paid": [registration("prd", "u1", generation=1)]})
+    http = RoutedHTTP(lambda sent: answer(409, errors="expected_generation: the registration is at generation 2, "
+                                                      "not the expected 1", meta={"generation": 2, "expected_generation": 1})
+                      if sent.path.endswith("/rotate") else server(sent))
+    [outcome] = engine.converge(client(http), "p", [engine.WebhookState(
+        "s", "paid", [env("prd", rotation=engine.Rotation(2))])], "present", check_mode=False)
+    assert outcome.changed is False and outcome.envs[0].action is None
+    assert "HTTP 409" in outcome.msg and "generation 2" in outcome.msg and "expected 1" in outcome.msg
 
 
 def test_an_update_of_a_disabled_registration_then_its_enable_run_in_order_on_one_worker():

@@ -46,6 +46,15 @@ def unreachable_url() -> str:
     return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
+def core_injects_invocation() -> bool:
+    """Whether the running ansible-core adds ``invocation`` to module results: always before 2.21, and
+    from 2.21 only with INJECT_INVOCATION (off by default)."""
+    from ansible import constants as C  # pylint: disable=import-outside-toplevel
+    if "INJECT_INVOCATION" not in C.config.get_configuration_definitions():
+        return True
+    return bool(C.config.get_config_value("INJECT_INVOCATION"))
+
+
 def collections_path() -> str:
     configured = os.environ.get("ANSIBLE_COLLECTIONS_PATH")
     if configured:

@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from ductape_local.testing import LocalServer
-from playbook import ANSIBLE_PLAYBOOK, Run, Step, ansible_env, steps_playbook
+from playbook import ANSIBLE_PLAYBOOK, Run, Step, ansible_env, core_injects_invocation, steps_playbook
 
 PRODUCT = "my-product"
 ACCESS_TAG = "stripe-payments"
@@ -147,8 +147,7 @@ def test_each_run_took_the_path_its_host_asks_for(runs):
 
 def test_invocation_follows_the_running_core(runs):
     """ansible-core before 2.21 always adds invocation; 2.21 and later only with INJECT_INVOCATION (off)."""
-    from ansible import constants as C
-    injects = "INJECT_INVOCATION" not in C.config.get_configuration_definitions()
+    injects = core_injects_invocation()
     for host in HOSTS:
         assert ('"invocation": {' in runs[host][0].output) is injects, host
 

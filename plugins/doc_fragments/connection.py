@@ -13,7 +13,9 @@ class ModuleDocFragment:
 options:
   api_url:
     description:
-      - Base URL of the Ductape API. Credentials inside it are shown masked in every message.
+      - Base URL of the Ductape API. It must not hold credentials (C(user:password@)); the access key is the
+        only credential sent to the API, and the task fails before any request if the URL has them.
+        Query values that look like secrets are shown masked in every message.
       - For a local server started with C(ductape-local serve), V(http://127.0.0.1:4311).
       - Only the API's three webhook routes are known of the hosted Ductape; the modules and options that need
         more from the server say so, and the guide "Ductape's API and this collection" lists what each needs.

@@ -152,6 +152,20 @@ def url_problems(field, url, context="", required=True):
     return []
 
 
+def api_url_problems(field, url):
+    """The API's base URL: http(s), and no credentials in it. The access key is the only credential sent
+    to the API; a ``user:password@`` part would make the HTTP library send basic auth in its place."""
+    if not url.startswith(("http://", "https://")):
+        return ["%s: must start with http:// or https:// (got %s)" % (field, json.dumps(mask_url(url)))]
+    authority = url.split("://", 1)[1]
+    for stop in "/?#":
+        authority = authority.split(stop, 1)[0]
+    if "@" in authority:
+        return ["%s: must not carry credentials (got %s): the access key is the API's credential, "
+                "give it as the access key option, not inside the URL" % (field, json.dumps(mask_url(url)))]
+    return []
+
+
 def method_problems(field, method, context=""):
     if method in HTTP_METHODS:
         return []

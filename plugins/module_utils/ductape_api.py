@@ -50,6 +50,7 @@ from ansible_collections.ductape.webhooks.plugins.module_utils._rules import (
     HTTP_METHODS,
     MASK,
     access_key_problems,
+    api_url_problems,
     mask_url,
     mask_urls_in_text,
 )
@@ -836,9 +837,9 @@ def client_for(params, warn=None, pool_size=1, api_url_option="api_url", access_
     if params.get("retries") is not None and params["retries"] < 0:
         raise DuctapeApiError("retries: must be 0 or more (got %s)" % params["retries"])
     api_url = params.get("api_url") or DEFAULT_API_URL
-    if not api_url.startswith(("http://", "https://")):
-        raise DuctapeApiError("%s: must start with http:// or https:// (got %s)"
-                              % (api_url_option, json.dumps(mask_url(api_url))), option=api_url_option)
+    problems = api_url_problems(api_url_option, api_url)
+    if problems:
+        raise DuctapeApiError(problems[0], option=api_url_option)
     return DuctapeClient(
         api_url, params["access_key"], validate_certs=params.get("validate_certs", True),
         timeout=params.get("timeout") or 30.0, retries=params.get("retries", 3), warn=warn, pool_size=pool_size,

@@ -489,3 +489,34 @@ def test_an_error_that_already_names_the_env_gets_no_hint():
                                               {"slug": "stg", "url": "https://stg.example.com/h"}])
     assert str(raised.value) == ('register stripe-payments/order_created in dev, stg: HTTP 422: '
                                  'envs[0].slug: env "dev" is not mapped')
+
+
+# The API's base URL.
+
+
+@pytest.mark.parametrize("api_url", [
+    "http://ops:s3cr3t-pw@ductape.test:4311",
+    "https://ops:s3cr3t-pw@ductape.test/api",
+    "http://:s3cr3t-pw@ductape.test",
+    "http://s3cr3t-pw@ductape.test",
+    "https://o%40ps:s3cr3t-pw@ductape.test?x=1",
+    "http://ops:s3cr3t-pw@other@ductape.test#top",
+])
+def test_credentials_inside_api_url_are_refused_naming_the_option_never_the_password(api_url):
+    """requests would send a URL's user:password as basic auth in place of the access key."""
+    params = {"api_url": api_url, "access_key": ACCESS_KEY}
+    for option in ("api_url", "ductape_api_url"):
+        with pytest.raises(DuctapeApiError) as raised:
+            ductape_api.client_for(params, api_url_option=option)
+        message = str(raised.value)
+        assert message.startswith(option + ": must not carry credentials (got ")
+        assert "********@" in message and "ductape.test" in message
+        assert "s3cr3t-pw" not in message and ACCESS_KEY not in message
+        assert raised.value.option == option
+
+
+@pytest.mark.parametrize("api_url", ["http://ductape.test:4311/a@b", "https://ductape.test/?owner=a@b",
+                                     "http://ductape.test#a@b"])
+def test_an_at_sign_after_the_host_is_not_credentials(api_url):
+    client = ductape_api.client_for({"api_url": api_url, "access_key": ACCESS_KEY})
+    assert client.api_url == api_url.rstrip("/")

@@ -77,7 +77,8 @@ def link(**args: Any) -> dict[str, Any]:
 
 
 def module_cases() -> list[Case]:
-    """{{ secret_* }} and {{ stub_* }} are play variables: planted secrets and the stub servers' URLs."""
+    """{{ secret_* }}, {{ stub_* }} and {{ main_authority }} are play variables: planted secrets, the stub
+    servers' URLs and the main server's host:port."""
     return [
         Case("w-missing-product", W, "`product` left out", webhook(product=None), "product", None),
         Case("w-envs-not-list", W, "`envs: prd` (a string)", webhook(envs="prd"), "envs", None),
@@ -107,6 +108,9 @@ def module_cases() -> list[Case]:
              "validate_certs", "maybe"),
         Case("w-api-url-no-scheme", W, "`api_url: api.ductape.test` (no scheme)", webhook(api_url="api.ductape.test"),
              "api_url", '"api.ductape.test"'),
+        Case("w-api-url-credentials", W, "`api_url` with `user:password@` in it (a secret)",
+             webhook(api_url="http://ops:{{ secret_url_password }}@{{ main_authority }}"), "api_url",
+             '"http://********@', secret="url_password"),
         Case("w-no-access-key", W, "`access_key: ''` and no DUCTAPE_ACCESS_KEY", webhook(access_key=""),
              "access_key", None),
         Case("w-unknown-product", W, "`product: no-such-product`", webhook(product="no-such-product"),
@@ -329,7 +333,8 @@ def docs_table(rows: list[tuple[Case, str]]) -> str:
 def bad_input_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("bad-input")
     secrets = {name: harness.plant(name) for name in
-               ("access key", "wrong_key", "auth_string", "header_string", "cookie", "host_auth_string")}
+               ("access key", "wrong_key", "auth_string", "header_string", "cookie", "host_auth_string",
+                "url_password")}
     key = secrets["access key"]
     modules, roles = module_cases(), role_cases()
     with harness.local_server(seed(key)) as server, ClosedPort() as closed, \
@@ -341,7 +346,8 @@ def bad_input_run(tmp_path_factory):
             StubApi(200, {"status": True, "meta": {}, "data": []}, tls=True) as tls:
         urls = {"stub_closed": closed.url, "stub_tls": tls.url, "stub_html": html.url, "stub_envelope": envelope.url,
                 "stub_data": data.url, "stub_false": false_status.url, "stub_hang": hang.url}
-        play_vars = {**urls, **{"secret_" + name: value for name, value in secrets.items() if name != "access key"}}
+        play_vars = {**urls, **{"secret_" + name: value for name, value in secrets.items() if name != "access key"},
+                     "main_authority": server.url.split("://", 1)[1]}
         dump = harness.dump_task("{'modules': {" + ", ".join(
             f"'{case.id}': case_{case.id.replace('-', '_')}" for case in modules
         ) + "}, 'stats': stats_after, 'role': role_failures}")

@@ -13,8 +13,6 @@ from ductape_local.config import ServerConfig, base_url_option, default_public_u
 from ductape_local.delivery import retry_schedule_argument
 from ductape_local.limits import guarded_protocol
 
-INGRESS_PATH = "/webhooks/v1/process/"
-
 
 class NoIngressLines(logging.Filter):
     """Drops the access line of each provider event: the delivery log records every event already,
@@ -22,7 +20,7 @@ class NoIngressLines(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        return not (isinstance(args, tuple) and len(args) > 2 and str(args[2]).startswith(INGRESS_PATH))
+        return not (isinstance(args, tuple) and len(args) > 2 and str(args[2]).startswith(config.INGRESS_PREFIX))
 
 
 # uvicorn's access line holds the client, the request line (path and query) and the status, never

@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ductape_local.access import key_from_headers, key_problem
-from ductape_local.ingress import INGRESS_PREFIX
+from ductape_local.config import INGRESS_PREFIX
 
 ROUTE_REGISTER = "/webhooks/v1/register"
 ROUTE_GENERATE_LINK = "/webhooks/v1/generate-link"

@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
+# The path of every registration's link, before its uuid: the ingress answers it, links are built on it.
+INGRESS_PREFIX = "/webhooks/v1/process/"
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4311
 DEFAULT_DB = "ductape-local.db"

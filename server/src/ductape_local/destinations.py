@@ -26,8 +26,8 @@ from typing import Any, Iterable, Sequence
 from urllib.parse import unquote, urlsplit
 
 from ductape_local.auth_digest import mask_url
+from ductape_local.config import INGRESS_PREFIX
 
-INGRESS_SEGMENT = "/webhooks/v1/process/"
 POLICY_OPTION = "--block-private-destinations"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -158,7 +158,7 @@ def _ingress_path(url: str) -> bool:
                 segments.pop()
         elif segment != ".":
             segments.append(segment)
-    return INGRESS_SEGMENT in "/".join(segments) + "/"
+    return INGRESS_PREFIX in "/".join(segments) + "/"
 
 
 def _local_addresses() -> set[IPAddress]:

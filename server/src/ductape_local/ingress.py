@@ -27,14 +27,13 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from .batching import BatchingThread
-from .config import ServerConfig
+from .config import INGRESS_PREFIX, ServerConfig
 from .delivery import DeliveryWorker, loop_refusal
 from .envelope import ApiError, failure_response, quoted, success
 from .events import EventStore, ReceivedEvent, Rejection, Target
 from .store import DISABLED, Registration, Store, parse_utc
 from .verification import NO_RULE, IngressRule, IngressRules, admit
 
-INGRESS_PREFIX = "/webhooks/v1/process/"
 INGRESS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 _INGRESS_METHOD_SET = frozenset(INGRESS_METHODS)
 

@@ -27,13 +27,13 @@ from pydantic_core import PydanticCustomError
 from starlette.concurrency import run_in_threadpool
 
 from ductape_local.access import Access, AccessDep
+from ductape_local.config import INGRESS_PREFIX
 from ductape_local.control_plane import (
     COMMON_FAILURES, Tag, failures, raise_provider_failures, registration_view, result_view,
 )
 from ductape_local.deliveries import WIRE_STATUSES, replay_target
 from ductape_local.envelope import ApiError, quoted, success
 from ductape_local.events import IN_FLIGHT, ReceivedEvent, ReplayFilter, Target
-from ductape_local.ingress import INGRESS_PREFIX
 from ductape_local.limits import MAX_TAG_LENGTH
 from ductape_local.registrations import generation_conflict, registration_for_route
 from ductape_local.store import DISABLED, ENABLED, Registration, utc_now

@@ -33,10 +33,10 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ductape_local.access import key_from_headers, key_problem
+from ductape_local.config import INGRESS_PREFIX
 
 log = logging.getLogger("ductape_local")
 
-INGRESS_PREFIX = "/webhooks/v1/process/"
 CONTROL_PREFIX = "/webhooks/v1/"
 TEST_MODE_PREFIX = "/_local/"
 MAX_JSON_DEPTH = 32

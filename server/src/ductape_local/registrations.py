@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ductape_local.catalog import Catalog, Connection, ProviderEndpoint, WebhookDefinition
+from ductape_local.config import INGRESS_PREFIX
 from ductape_local.envelope import ApiError, quoted
 from ductape_local.provider import register_at_provider
 from ductape_local.store import Registration, RegistrationKey, Store, UpsertOutcome, UpsertRequest
@@ -33,7 +34,7 @@ class Registrar:
         self.provider_timeout = provider_timeout
 
     def link(self, uuid: str) -> str:
-        return f"{self.public_url}/webhooks/v1/process/{uuid}"
+        return f"{self.public_url}{INGRESS_PREFIX}{uuid}"
 
     def apply(
         self,

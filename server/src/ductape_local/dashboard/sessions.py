@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ductape_local.config import INGRESS_PREFIX
+
 COOKIE = "ductape_dashboard"
 MARKER_HEADER = b"x-ductape-dashboard"
 IDLE_SECONDS = 3600.0
@@ -24,7 +26,6 @@ LIFETIME_SECONDS = 12 * 3600.0
 MAX_SESSIONS = 1024
 # The paths whose requests a session may authenticate: the control plane (less the ingress) only.
 CONTROL_PREFIX = "/webhooks/v1/"
-INGRESS_PREFIX = "/webhooks/v1/process/"
 
 
 @dataclass

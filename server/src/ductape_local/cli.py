@@ -82,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--delivery-workers", type=number_option("delivery_workers"),
                        default=config.DEFAULT_DELIVERY_WORKERS,
                        help="delivery threads; one receiver holds at most a quarter of them (default: %(default)s)")
+    serve.add_argument("--backpressure-lag", type=number_option("backpressure_lag"),
+                       default=config.DEFAULT_BACKPRESSURE_LAG,
+                       help="when a receiver's oldest due delivery has waited this many seconds, new events for it "
+                            "are held before they are stored (back-pressure on the sender); 0 never holds "
+                            "(default: %(default)s)")
+    serve.add_argument("--backpressure-hold", type=number_option("backpressure_hold"),
+                       default=config.DEFAULT_BACKPRESSURE_HOLD,
+                       help="the longest one event is held by back-pressure, in seconds; then it is accepted anyway, "
+                            "never refused (default: %(default)s)")
     serve.add_argument("--block-private-destinations", action="store_true",
                        help="refuse receiver urls that are or resolve to loopback, link-local, private or reserved "
                             "addresses, at registration and at delivery (for a deployed relay; off by default)")
@@ -131,6 +140,8 @@ def serve(args: argparse.Namespace) -> int:
         retry_schedule=args.retry_schedule,
         delivery_timeout=args.delivery_timeout,
         delivery_workers=args.delivery_workers,
+        backpressure_lag=args.backpressure_lag,
+        backpressure_hold=args.backpressure_hold,
         host=args.host,
         port=args.port,
         block_private_destinations=args.block_private_destinations,

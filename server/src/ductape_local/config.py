@@ -24,6 +24,8 @@ DEFAULT_MAX_BODY = 1024 * 1024              # largest provider event, bytes
 DEFAULT_RETRY_SCHEDULE = (1.0, 5.0, 30.0, 120.0, 600.0)
 DEFAULT_DELIVERY_TIMEOUT = 10.0
 DEFAULT_DELIVERY_WORKERS = 16               # delivery threads; one destination holds at most a quarter
+DEFAULT_BACKPRESSURE_LAG = 2.5              # seconds a receiver's due deliveries may wait before its events are held; 0: never
+DEFAULT_BACKPRESSURE_HOLD = 2.0             # longest an event's answer is held (then it is accepted anyway)
 DEFAULT_MAX_REQUEST_BODY = 1024 * 1024      # largest control-plane request, bytes
 DEFAULT_BODY_TIMEOUT = 10.0                 # seconds for each read of a request body
 DEFAULT_HEADER_TIMEOUT = 10.0               # seconds for a request's headers
@@ -40,6 +42,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "max_body": (1, 1024 ** 3),
     "delivery_timeout": (0.001, 3600),
     "delivery_workers": (1, 1024),
+    "backpressure_lag": (0, 3600),
+    "backpressure_hold": (0.001, 60),
     "max_request_body": (1024, 1024 ** 3),
     "body_timeout": (0.001, 3600),
     "header_timeout": (0.001, 3600),
@@ -95,6 +99,10 @@ class ServerConfig:
     delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT
     # delivery worker threads; one receiver (scheme, host, port) holds at most a quarter of them
     delivery_workers: int = DEFAULT_DELIVERY_WORKERS
+    # back-pressure (backpressure.py): events for a receiver whose due deliveries wait longer than the lag
+    # are held before their commit, each at most the hold, then accepted anyway
+    backpressure_lag: float = DEFAULT_BACKPRESSURE_LAG
+    backpressure_hold: float = DEFAULT_BACKPRESSURE_HOLD
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     block_private_destinations: bool = False

@@ -65,6 +65,8 @@ CREATE TABLE IF NOT EXISTS middleware_events (
 );
 CREATE INDEX IF NOT EXISTS middleware_events_due ON middleware_events (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS middleware_events_product ON middleware_events (product, seq);
+-- per receiver url, the deliveries in due order: back-pressure's oldest pending one in one lookup
+CREATE INDEX IF NOT EXISTS middleware_events_url_due ON middleware_events (state, target_url, next_attempt_at);
 CREATE TABLE IF NOT EXISTS middleware_attempts (
     event_id    TEXT    NOT NULL,
     n           INTEGER NOT NULL,
@@ -589,6 +591,20 @@ class EventStore:
             )
             for row in rows
         ]
+
+    def oldest_pending(self, urls: Iterable[str]) -> dict[str, float]:
+        """For each of these receiver urls with a pending delivery (not in flight), the due time of the
+        one due first (epoch seconds); one index lookup per url."""
+        conn = self._connection()
+        found = {}
+        for url in urls:
+            row = conn.execute(
+                "SELECT MIN(next_attempt_at) FROM middleware_events WHERE state = ? AND target_url = ?",
+                (PENDING, url),
+            ).fetchone()
+            if row[0] is not None:
+                found[url] = row[0]
+        return found
 
     def next_due_at(self, exclude: Iterable[str] = ()) -> float | None:
         skip, params = _exclusion(exclude)

@@ -26,6 +26,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from .backpressure import Backpressure
 from .batching import BatchingThread
 from .config import INGRESS_PREFIX, ServerConfig
 from .delivery import DeliveryWorker, loop_refusal
@@ -103,7 +104,9 @@ class GroupCommit:
             for (index, _, _, _), outcome in zip(accepted, results):
                 outcomes[index] = outcome.event_id if not isinstance(outcome, BaseException) else outcome
             if accepted:
-                self._middleware.worker.wake({target.url for _, target, _, _ in accepted})
+                urls = {target.url for _, target, _, _ in accepted}
+                self._middleware.worker.wake(urls)
+                self._middleware.backpressure.note(urls)
         # one call per event loop (one per server process) settles every answer of the batch
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any]]] = {}
         for (_, _, loop, answer), outcome in zip(batch, outcomes):
@@ -135,12 +138,18 @@ class Middleware:
         self.max_body = config.max_body
         self.events = EventStore(str(config.db_path))
         self.worker = DeliveryWorker.for_config(self.events, config, on_delivered=registrations.mark_active)
+        self.backpressure = Backpressure(self.events, config.backpressure_lag, config.backpressure_hold)
         # uuid -> (registrations_version when read, Target, IngressRule, end of a rotation's grace period
         # or None): the accept path reads the registration once per version instead of opening a
         # connection per event.
         self._targets: dict[str, tuple[int, Target, IngressRule, float | None]] = {}
         self.group_commit = GroupCommit(self)
         self.ingress = EventIngress(self)
+
+    def known_url(self, uuid: str) -> str | None:
+        """The receiver url of a link as last read (None if not read yet), without reading the store."""
+        cached = self._targets.get(uuid)
+        return cached[1].url if cached is not None else None
 
     def live_target(self, uuid: str) -> Target:
         """Where an event for this link goes; 404 or 410 (ApiError) when the link forwards nowhere."""
@@ -164,11 +173,14 @@ class Middleware:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Runs the delivery worker for as long as the server runs."""
     worker = app.state.middleware.worker
+    backpressure = app.state.middleware.backpressure
     worker.start()
+    backpressure.start()
     try:
         yield
     finally:
         # A delivery still in flight stays so in the database and is sent again on the next start.
+        await run_in_threadpool(backpressure.stop, 2.0)
         await run_in_threadpool(app.state.middleware.group_commit.stop, 2.0)
         await run_in_threadpool(worker.stop, 2.0)
 
@@ -268,6 +280,12 @@ class EventIngress:
         if looping is not None:
             raise ApiError(508, looping)
         body = await _read_body(raw_headers, receive, middleware.max_body)
+        # the link's uuid as the route's path parameter reads it: from the decoded path, unescaped
+        uuid = scope["path"][len(INGRESS_PREFIX):]
+        backpressure = middleware.backpressure
+        if backpressure.enabled:
+            # held (not yet stored) while deliveries to its receiver lag: see backpressure.py
+            await backpressure.admit(middleware.known_url(uuid))
         path, query = _path_and_query(scope)
         received = ReceivedEvent(
             method=scope["method"],
@@ -276,8 +294,7 @@ class EventIngress:
             headers=headers,
             body=body,
         )
-        # the link's uuid as the route's path parameter reads it: from the decoded path, unescaped
-        return await middleware.group_commit.accept(scope["path"][len(INGRESS_PREFIX):], received)
+        return await middleware.group_commit.accept(uuid, received)
 
 
 def _skip_access_line(send: Send) -> None:

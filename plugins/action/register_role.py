@@ -28,6 +28,7 @@ from ansible_collections.ductape.webhooks.plugins.module_utils._rules import kin
 from ansible_collections.ductape.webhooks.plugins.plugin_utils.controller_module import (
     ControllerModuleAction,
     _plain,
+    inherited_objects_frozen,
 )
 
 ROLE = "ductape.webhooks.register"
@@ -91,6 +92,11 @@ class ActionModule(ControllerModuleAction):
         task_vars = task_vars or {}
         result = super(ControllerModuleAction, self).run(tmp, task_vars)  # pylint: disable=bad-super-call
         del tmp
+        with inherited_objects_frozen():
+            return self._register(result, task_vars)
+
+    def _register(self, result: dict, task_vars: dict) -> dict:
+        """Check, plan, run both modules and report, into ``result``."""
         variables = _plain({name: self._variable(task_vars, name)
                             for name in STRINGS + BOOLEAN_VARS + INTEGERS + ("ductape_webhooks_prune_action",)})
         problems, variables = variable_problems(variables)

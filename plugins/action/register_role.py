@@ -14,6 +14,7 @@ each crossing costs ansible-core templating and finalizing every leaf.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from ansible.module_utils.parsing.convert_bool import BOOLEANS, boolean
 
@@ -27,6 +28,7 @@ from ansible_collections.ductape.webhooks.plugins.module_utils._rules import kin
 from ansible_collections.ductape.webhooks.plugins.plugin_utils.controller_module import (
     ControllerModuleAction,
     _plain,
+    inherited_objects_frozen,
 )
 
 ROLE = "ductape.webhooks.register"
@@ -90,6 +92,11 @@ class ActionModule(ControllerModuleAction):
         task_vars = task_vars or {}
         result = super(ControllerModuleAction, self).run(tmp, task_vars)  # pylint: disable=bad-super-call
         del tmp
+        with inherited_objects_frozen():
+            return self._register(result, task_vars)
+
+    def _register(self, result: dict, task_vars: dict) -> dict:
+        """Check, plan, run both modules and report, into ``result``."""
         variables = _plain({name: self._variable(task_vars, name)
                             for name in STRINGS + BOOLEAN_VARS + INTEGERS + ("ductape_webhooks_prune_action",)})
         problems, variables = variable_problems(variables)
@@ -150,4 +157,20 @@ class ActionModule(ControllerModuleAction):
         return result
 
     def _variable(self, task_vars: dict, name: str):
-        return self._templar.template(task_vars[name]) if name in task_vars else None
+        return self._templated(task_vars[name]) if name in task_vars else None
+
+    def _templated(self, value):
+        """What ``self._templar.template(value)`` gives, templating only the strings that may be templates.
+
+        ansible-core templates a container value by value, each through its lazy containers (2.19 and later),
+        which costs a plain string about what a template costs; ``ductape_webhooks`` is thousands of plain
+        strings at 500 webhooks. Each string that may hold a template is templated on its own, as the
+        container's templating does it; dict keys are left as they are, as there.
+        """
+        if isinstance(value, str):
+            return self._templar.template(value) if self._templar.is_possibly_template(value) else value
+        if isinstance(value, Mapping):
+            return {key: self._templated(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self._templated(item) for item in value]
+        return value

@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+import yaml
+
 from ansible.module_utils.parsing.convert_bool import BOOLEANS, boolean
 
 from ansible_collections.ductape.webhooks.plugins.filter.register import (
@@ -42,6 +44,19 @@ BOOLEAN_VARS = ("ductape_validate_certs", "ductape_webhooks_secure_logging", "du
                 "ductape_webhooks_show_summary")
 INTEGERS = ("ductape_timeout", "ductape_retries")
 SECRET_VARS = ("ductape_access_key",)
+
+
+_ROLE_DEFAULTS: dict = {}
+
+
+def role_defaults() -> dict:
+    """The role's defaults/main.yml, read once: what the task uses for a variable that is not set, so that
+    the task runs the same outside the role as inside it."""
+    if not _ROLE_DEFAULTS:
+        path = os.path.join(os.path.dirname(__file__), "..", "..", "roles", "register", "defaults", "main.yml")
+        with open(path, encoding="utf-8") as defaults:
+            _ROLE_DEFAULTS.update(yaml.safe_load(defaults) or {})
+    return _ROLE_DEFAULTS
 
 
 def _shown(name, value):
@@ -157,7 +172,10 @@ class ActionModule(ControllerModuleAction):
         return result
 
     def _variable(self, task_vars: dict, name: str):
-        return self._templated(task_vars[name]) if name in task_vars else None
+        """The variable as the task sees it; when it is not set (the task run outside the role), the role's default."""
+        if name in task_vars:
+            return self._templated(task_vars[name])
+        return role_defaults().get(name)
 
     def _templated(self, value):
         """What ``self._templar.template(value)`` gives, templating only the strings that may be templates.

@@ -89,6 +89,12 @@ def kind_of(value):
     return "a %s" % type(value).__name__
 
 
+def _authority_end(rest):
+    """Where the authority (``userinfo@host:port``) of what follows a URL's ``://`` ends."""
+    ends = [where for where in (rest.find(stop) for stop in "/?#") if where >= 0]
+    return min(ends) if ends else len(rest)
+
+
 def mask_url(url):
     """C2: the URL with its userinfo and every secret-looking query value replaced by ``********``.
 
@@ -101,11 +107,7 @@ def mask_url(url):
         return url
     start = scheme_end + 3
     rest = url[start:]
-    authority_end = len(rest)
-    for stop in "/?#":
-        where = rest.find(stop)
-        if 0 <= where < authority_end:
-            authority_end = where
+    authority_end = _authority_end(rest)
     authority, tail = rest[:authority_end], rest[authority_end:]
     if "@" in authority:
         authority = MASK + "@" + authority.rsplit("@", 1)[1]
@@ -157,10 +159,8 @@ def api_url_problems(field, url):
     to the API; a ``user:password@`` part would make the HTTP library send basic auth in its place."""
     if not url.startswith(("http://", "https://")):
         return ["%s: must start with http:// or https:// (got %s)" % (field, json.dumps(mask_url(url)))]
-    authority = url.split("://", 1)[1]
-    for stop in "/?#":
-        authority = authority.split(stop, 1)[0]
-    if "@" in authority:
+    rest = url.split("://", 1)[1]
+    if "@" in rest[:_authority_end(rest)]:
         return ["%s: must not carry credentials (got %s): the access key is the API's credential, "
                 "give it as the access key option, not inside the URL" % (field, json.dumps(mask_url(url)))]
     return []

@@ -68,6 +68,9 @@ options:
   validate_certs:
     description:
       - Whether to verify the API's TLS certificate.
+      - Certificates are verified against the trust store of the Python that runs the module (the system's,
+        or the file E(SSL_CERT_FILE) names); a file named by E(REQUESTS_CA_BUNDLE) or E(CURL_CA_BUNDLE) is
+        used in its place.
       - Set to V(false) only for a server you trust, such as a local one with a self-signed certificate.
     type: bool
     default: true
@@ -88,8 +91,12 @@ options:
     type: int
     default: 3
 requirements:
-  - requests (on the host that runs the module; the controller when the task runs locally)
+  - Python 3 on the host that runs the module (the controller when the task runs locally); nothing beyond
+    its standard library and ansible-core.
 notes:
+  - Requests go through the proxy that E(https_proxy), E(http_proxy) or E(all_proxy) names (an http
+    proxy, with credentials in its URL if it needs them), except to the hosts that E(no_proxy) lists.
+    Redirects are not followed, so a moved API fails naming where it moved to.
   - Set the connection once for every ductape task of a play with C(module_defaults) and the action group
     C(group/ductape.webhooks.ductape), or with the variables C(ductape_api_url), C(ductape_access_key),
     C(ductape_validate_certs), C(ductape_timeout), C(ductape_retries), C(ductape_auth_header),

@@ -41,7 +41,6 @@ from ansible.module_utils.six import binary_type, integer_types, string_types, t
 from ansible.module_utils.six.moves.collections_abc import Mapping
 
 from ansible_collections.ductape.webhooks.plugins.module_utils._rules import mask_url
-from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import require_requests
 
 # What ansible-core writes in place of a no_log value.
 NO_LOG_MARKER = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
@@ -267,8 +266,6 @@ def run_as_module(argument_spec, argument_spec_options, run):
         module = refused.module
     module.hosted_ready = True
     module.option_sources = environment_sources(argument_spec, module.given_options)
-    if not module.validation_result.error_messages:
-        require_requests(module)
     host(module, argument_spec, run)
 
 

@@ -30,21 +30,11 @@ import random
 import socket
 import threading
 import time
-import traceback
 
-try:
-    import requests
-    from requests.adapters import HTTPAdapter
-except ImportError:
-    HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_REQUESTS = True
-    REQUESTS_IMPORT_ERROR = None
-
-from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.six.moves.urllib.parse import quote
 
+from ansible_collections.ductape.webhooks.plugins.module_utils import _http
 from ansible_collections.ductape.webhooks.plugins.module_utils._rules import (
     AUTH_PARTS,
     HTTP_METHODS,
@@ -115,11 +105,6 @@ def connection_argument_spec():
         auth_unknown=dict(type="str", default=AUTH_UNKNOWN_CHANGED, choices=list(AUTH_UNKNOWN_CHOICES),
                           fallback=(env_fallback, ["DUCTAPE_AUTH_UNKNOWN"])),
     )
-
-
-def require_requests(module):
-    if not HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
 
 
 def normalize_auth(auth):
@@ -314,7 +299,7 @@ def _transport_problem(error):
     text = str(error)
     if "refused" in text.lower():
         return "connection refused", True
-    if isinstance(error, requests.exceptions.ConnectTimeout):
+    if isinstance(error, _http.ConnectTimeout):
         return "no connection within the timeout", False
     if "reset" in text.lower():
         return "connection reset", False
@@ -439,12 +424,7 @@ class DuctapeClient:
         self._sleep = sleep
         self._rng = rng
         self._gate = _PauseGate(clock or time.monotonic, sleep)
-        if session is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, int(pool_size)), max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-        self._session = session
+        self._session = session if session is not None else _http.Session(pool_size=pool_size)
         self._session.headers.update({
             "Accept": "application/json",
             "User-Agent": "ductape.webhooks-ansible-collection",
@@ -654,17 +634,17 @@ class DuctapeClient:
                 response = self._session.request(
                     method, url, params=query, json=body, timeout=self.timeout, verify=self.validate_certs,
                     headers=self._credentials.headers(sent))
-            except requests.exceptions.SSLError:
+            except _http.TLSError:
                 raise DuctapeApiError(
                     "%s: the TLS connection to %s failed; check the %s option and the API's certificate, or set "
                     "validate_certs: false for a server you trust" % (operation, self.shown_api_url,
                                                                       self.api_url_option),
                     operation=operation, option=self.api_url_option)
-            except requests.exceptions.ReadTimeout:
+            except _http.ReadTimeout:
                 problem = "the Ductape API at %s did not answer within the timeout of %s s" % (
                     self.shown_api_url, self.timeout)
                 status = None
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
+            except _http.TransportError as error:
                 reason, refused = _transport_problem(error)
                 problem = "could not reach the Ductape API at %s (%s); check the %s option" % (
                     self.shown_api_url, reason, self.api_url_option)
@@ -753,6 +733,13 @@ class DuctapeClient:
             envelope = response.json()
         except ValueError:
             envelope = None
+        location = response.headers.get("Location")
+        if 300 <= response.status_code < 400 and location:
+            raise DuctapeApiError(
+                "%s: the API at %s answered HTTP %d, a redirect to %s, which is not followed; set %s to the "
+                "address the API is at" % (operation, self.shown_api_url, response.status_code,
+                                           json.dumps(self._scrub(location)), self.api_url_option),
+                status=response.status_code, operation=operation, option=self.api_url_option)
         if not isinstance(envelope, dict) or "status" not in envelope:
             raise DuctapeApiError(
                 "%s: the API at %s answered HTTP %d with %s, not a Ductape answer (is %s the Ductape API?)"

@@ -228,7 +228,7 @@ class ControllerModuleAction(ActionBase):
         return type(self).__module__.rpartition(".")[2]
 
     def load_module_logic(self) -> ModuleLogic:
-        """Import the module's code; ImportError (requests missing here) means: run the module instead."""
+        """Import the module's code; an ImportError means: run the module instead."""
         return module_logic(self.module_name)
 
     def run(self, tmp=None, task_vars=None):

@@ -1,4 +1,5 @@
-"""Scripted HTTP exchanges for the client's unit tests: a requests adapter that answers from a list.
+"""Scripted HTTP exchanges for the client's unit tests: a sender for the client's transport (_http) that
+answers from a list.
 
     http = ScriptedHTTP([answer(503), answer(200, data=[...])])
     client = DuctapeClient(API_URL, KEY, session=http.session, sleep=http.sleeps.append, warn=http.warnings.append)
@@ -13,9 +14,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import requests
-from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
+from ansible_collections.ductape.webhooks.plugins.module_utils import _http
 
 
 class Answer:
@@ -40,58 +39,63 @@ def answer(status: int = 200, data: Any = None, *, errors: str | None = None, me
     return Answer(status, body, all_headers)
 
 
+class CaseInsensitiveHeaders(dict):
+    """The headers a request carried, looked up in any spelling."""
+
+    def __init__(self, headers: dict[str, str]):
+        super().__init__((name.lower(), value) for name, value in headers.items())
+
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(name.lower())
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return super().get(name.lower(), default)
+
+
 class Sent:
     """One request as the client sent it."""
 
-    def __init__(self, request: requests.PreparedRequest, kwargs: dict[str, Any]):
+    def __init__(self, request: _http.PreparedRequest):
         self.method = request.method
         self.url = request.url
         parts = urlsplit(request.url)
         self.path = parts.path
         self.query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-        self.headers = CaseInsensitiveDict(request.headers)
+        self.headers = CaseInsensitiveHeaders(request.headers)
         body = request.body
         if isinstance(body, bytes):
             body = body.decode("utf-8")
         self.json = json.loads(body) if body else None
-        self.timeout = kwargs.get("timeout")
-        self.verify = kwargs.get("verify")
+        self.timeout = request.timeout
+        self.verify = request.verify
 
     def __repr__(self) -> str:
         return f"<{self.method} {self.url}>"
 
 
-def _response(item: Answer, request: requests.PreparedRequest, connection: BaseAdapter) -> requests.Response:
-    """The requests.Response that a scripted Answer stands for, as an adapter returns it."""
-    response = requests.Response()
-    response.status_code = item.status
-    response._content = item.body
-    response.headers = CaseInsensitiveDict(item.headers)
-    response.encoding = "utf-8"
-    response.url = request.url
-    response.request = request
-    response.connection = connection
-    return response
+_REASONS = {200: "OK", 404: "Not Found", 429: "Too Many Requests"}
 
 
-class _Adapter(BaseAdapter):
+def _response(item: Answer) -> _http.Response:
+    """The transport's Response that a scripted Answer stands for."""
+    return _http.Response(item.status, _REASONS.get(item.status, ""), _http.Headers(item.headers.items()), item.body)
+
+
+class _ScriptedSender:
     def __init__(self, owner: "ScriptedHTTP"):
-        super().__init__()
         self.owner = owner
 
-    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
-        self.owner.sent.append(Sent(request, {"timeout": timeout, "verify": verify}))
+    def send(self, request: _http.PreparedRequest) -> _http.Response:
+        self.owner.sent.append(Sent(request))
         if not self.owner.script:
             raise AssertionError(f"unexpected request past the script's end: {request.method} {request.url}")
         item = self.owner.script.pop(0)
         if isinstance(item, BaseException):
             raise item
-        response = _response(item, request, self)
-        response.reason = {200: "OK", 404: "Not Found", 429: "Too Many Requests"}.get(item.status, "")
-        return response
-
-    def close(self):
-        pass
+        return _response(item)
 
 
 class ScriptedHTTP:
@@ -100,11 +104,7 @@ class ScriptedHTTP:
         self.sent: list[Sent] = []
         self.sleeps: list[float] = []
         self.warnings: list[str] = []
-        self.session = requests.Session()
-        self.session.trust_env = False
-        adapter = _Adapter(self)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.session = _http.Session(sender=_ScriptedSender(self))
 
     @property
     def exhausted(self) -> bool:
@@ -123,11 +123,7 @@ class RoutedHTTP:
         self.sent: list[Sent] = []
         self.events: list[tuple[str, str]] = []  # (thread name, "request <method> <path>" or "sleep <s>")
         self.warnings: list[str] = []
-        self.session = requests.Session()
-        self.session.trust_env = False
-        adapter = _RoutedAdapter(self)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.session = _http.Session(sender=_RoutedSender(self))
 
     def note(self, event: str) -> None:
         import threading
@@ -136,13 +132,12 @@ class RoutedHTTP:
             self.events.append((threading.current_thread().name, event))
 
 
-class _RoutedAdapter(BaseAdapter):
+class _RoutedSender:
     def __init__(self, owner: RoutedHTTP):
-        super().__init__()
         self.owner = owner
 
-    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
-        sent = Sent(request, {"timeout": timeout, "verify": verify})
+    def send(self, request: _http.PreparedRequest) -> _http.Response:
+        sent = Sent(request)
         with self.owner.lock:
             self.owner.sent.append(sent)
         tag = sent.json.get("webhook_tag", "") if isinstance(sent.json, dict) else sent.query.get("webhook_tag", "")
@@ -150,7 +145,4 @@ class _RoutedAdapter(BaseAdapter):
         item = self.owner.handler(sent)
         if isinstance(item, BaseException):
             raise item
-        return _response(item, request, self)
-
-    def close(self):
-        pass
+        return _response(item)

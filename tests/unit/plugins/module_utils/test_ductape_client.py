@@ -7,8 +7,8 @@ import time
 from types import SimpleNamespace
 
 import pytest
-import requests
 
+from ansible_collections.ductape.webhooks.plugins.module_utils import _http
 from ansible_collections.ductape.webhooks.plugins.module_utils import ductape_api
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import DuctapeApiError, DuctapeClient
 from ansible_collections.ductape.webhooks.tests.unit.scripted_http import ScriptedHTTP, answer
@@ -25,6 +25,13 @@ REGISTRATION = {
     "created_at": "2026-11-29T00:00:00Z", "updated_at": "2026-11-29T00:00:00Z",
 }
 
+
+
+def _refused() -> _http.ConnectFailed:
+    """A refused connection as the transport raises it: its cause is the socket's error."""
+    error = _http.ConnectFailed("the connection failed: [Errno 111] Connection refused")
+    error.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    return error
 
 def client_for(http: ScriptedHTTP, **options) -> DuctapeClient:
     options.setdefault("retries", 3)
@@ -160,8 +167,8 @@ def test_gateway_errors_are_retried_with_a_warning_each(status):
 
 def test_connection_errors_are_retried_with_a_warning_each():
     http = ScriptedHTTP([
-        requests.ConnectionError("connection refused"),
-        requests.Timeout("read timed out"),
+        _http.ConnectFailed("the connection failed: connection refused"),
+        _http.ReadTimeout("no answer within the timeout"),
         answer(200, [], meta={"next_cursor": None}),
     ])
     assert list_webhooks(client_for(http, retries=3)) == []
@@ -270,7 +277,7 @@ def test_retries_zero_means_one_attempt():
 
 
 def test_an_unreachable_api_fails_naming_the_url():
-    http = ScriptedHTTP([requests.ConnectionError("[Errno 111] Connection refused")] * 3)
+    http = ScriptedHTTP([_http.ConnectFailed("the connection failed: [Errno 111] Connection refused")] * 3)
     with pytest.raises(DuctapeApiError) as raised:
         list_webhooks(client_for(http, retries=2))
     assert raised.value.status is None
@@ -281,7 +288,7 @@ def test_an_unreachable_api_fails_naming_the_url():
 
 
 def test_a_refused_connection_is_retried_once_after_a_second_with_one_short_warning():
-    refused = requests.ConnectionError(ConnectionRefusedError(111, "Connection refused"))
+    refused = _refused()
     http = ScriptedHTTP([refused] * 5)
     with pytest.raises(DuctapeApiError) as raised:
         list_webhooks(client_for(http, retries=3, rng=lambda: 1.0))
@@ -293,7 +300,7 @@ def test_a_refused_connection_is_retried_once_after_a_second_with_one_short_warn
 
 
 def test_the_option_named_in_an_unreachable_api_error_is_the_callers():
-    http = ScriptedHTTP([requests.ConnectionError("[Errno 111] Connection refused")] * 2)
+    http = ScriptedHTTP([_http.ConnectFailed("the connection failed: [Errno 111] Connection refused")] * 2)
     client = DuctapeClient("http://user:pa55@ductape.test:4311", ACCESS_KEY, warn=http.warnings.append,
                            sleep=http.sleeps.append, session=http.session, api_url_option="ductape_api_url")
     with pytest.raises(DuctapeApiError) as raised:
@@ -317,7 +324,7 @@ def test_a_429_pauses_every_request_of_the_client_not_only_the_one_that_got_it()
 
 
 def test_an_api_that_does_not_answer_in_time_names_the_timeout_not_api_url():
-    http = ScriptedHTTP([requests.ReadTimeout("Read timed out. (read timeout=7)")])
+    http = ScriptedHTTP([_http.ReadTimeout("no answer within the timeout")])
     with pytest.raises(DuctapeApiError) as raised:
         list_webhooks(client_for(http, retries=0, timeout=7))
     assert "did not answer within the timeout of 7 s" in str(raised.value), str(raised.value)
@@ -387,20 +394,6 @@ def test_backoff_is_jittered_exponential_and_bounded():
 
 
 # Connection options.
-
-
-def test_a_missing_requests_fails_with_ansibles_missing_library_message(monkeypatch):
-    from ansible.module_utils.basic import missing_required_lib
-    from ansible_collections.ductape.webhooks.plugins.module_utils import ductape_api
-
-    class Module:
-        def fail_json(self, **result):
-            raise SystemExit(result)
-
-    monkeypatch.setattr(ductape_api, "HAS_REQUESTS", False)
-    with pytest.raises(SystemExit) as exited:
-        ductape_api.require_requests(Module())
-    assert exited.value.args[0]["msg"] == missing_required_lib("requests")
 
 
 def test_client_for_refuses_a_missing_key_and_names_where_to_set_it():

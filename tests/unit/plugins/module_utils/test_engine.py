@@ -13,6 +13,7 @@ import threading
 
 import pytest
 
+from ansible_collections.ductape.webhooks.plugins.module_utils import _http
 from ansible_collections.ductape.webhooks.plugins.module_utils import _engine as engine
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import (
     DuctapeClient,
@@ -292,10 +293,10 @@ def test_the_diff_masks_every_auth_value_and_says_which_secret_changed():
 
 
 def test_a_server_that_is_down_is_one_warning_for_the_whole_task_whatever_the_parallelism():
-    import requests
-
     def handler(sent):
-        return requests.ConnectionError(ConnectionRefusedError(111, "Connection refused"))
+        error = _http.ConnectFailed("the connection failed: [Errno 111] Connection refused")
+        error.__cause__ = ConnectionRefusedError(111, "Connection refused")
+        return error
 
     http = RoutedHTTP(handler)
     webhooks = [state(tag, ("prd", "https://h.example/" + tag, None), access_tag=tag) for tag in "abcdef"]

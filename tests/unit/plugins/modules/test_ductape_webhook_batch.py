@@ -11,6 +11,7 @@ import json
 import pytest
 from ansible.module_utils.common.arg_spec import ModuleArgumentSpecValidator
 
+from ansible_collections.ductape.webhooks.plugins.module_utils import _http
 from ansible_collections.ductape.webhooks.plugins.module_utils import ductape_api
 from ansible_collections.ductape.webhooks.plugins.modules import ductape_webhook as module
 from ductape_local.auth_digest import auth_digest as server_auth_digest
@@ -192,9 +193,7 @@ def test_a_webhook_the_app_does_not_define_is_one_failure_among_others(http):
 
 
 def test_an_unreachable_api_or_a_refused_key_stops_the_batch_and_says_so(http):
-    import requests
-
-    result = run(http, [requests.exceptions.ConnectionError("refused")],
+    result = run(http, [_http.ConnectFailed("the connection failed: refused")],
                  [hook("a", env("prd", PAID)), hook("b", env("prd", PAID)), hook("c", env("prd", PAID))], retries=0)
     assert len(http.sent) == 1, "the other webhooks were not attempted"
     a, b, c = result["webhooks"]

@@ -38,7 +38,7 @@ from ansible.module_utils.common.parameters import env_fallback
 from ansible.module_utils.common.text.converters import to_native
 from ansible.module_utils.errors import NoLogError, UnsupportedError
 from ansible.module_utils.six import binary_type, integer_types, string_types, text_type
-from ansible.module_utils.six.moves.collections_abc import Mapping
+from collections.abc import Mapping
 
 from ansible_collections.ductape.webhooks.plugins.module_utils._rules import mask_url
 

@@ -45,7 +45,7 @@ __metaclass__ = type  # pylint: disable=invalid-name
 import json
 import re
 
-from ansible.module_utils.six.moves.urllib.parse import urlsplit
+from urllib.parse import urlsplit
 
 AUTH_PARTS = ("headers", "query", "body", "params")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")

@@ -39,7 +39,7 @@ if grep -E "$forbidden" "$WORK/contents.txt" >"$WORK/forbidden.txt"; then
 fi
 # Always shipped: what ansible-galaxy, ansible-doc, ansible-builder and AWX users read.
 for required in MANIFEST.json FILES.json README.md CHANGELOG.rst meta/runtime.yml \
-    meta/execution-environment.yml meta/ee-requirements.txt extensions/awx/ductape_credential_type.yml \
+    meta/execution-environment.yml extensions/awx/ductape_credential_type.yml \
     plugins/modules/ductape_webhook.py plugins/modules/ductape_webhook_link.py \
     plugins/modules/ductape_webhook_info.py plugins/modules/ductape_webhook_delivery_info.py \
     plugins/modules/ductape_webhook_test.py plugins/modules/ductape_webhook_replay.py \
@@ -102,11 +102,13 @@ if not role["entry_points"]["main"].get("short_description"):
     sys.exit("the main entry point has no short_description")
 EOF
 
-step "ansible-builder finds the installed collection's Python requirements"
+step "ansible-builder reads the installed collection's requirements: none (ansible-core and the standard library)"
 ansible-builder introspect --sanitize "$ANSIBLE_COLLECTIONS_PATH" >"$WORK/introspect.txt" 2>&1 \
   || { cat "$WORK/introspect.txt" >&2; fail "ansible-builder introspect failed"; }
-grep -qE "requests.*from collection ductape\.webhooks" "$WORK/introspect.txt" \
-  || { cat "$WORK/introspect.txt" >&2; fail "ansible-builder does not see requests as a requirement of ductape.webhooks"; }
+if grep -qE "from collection ductape\.webhooks" "$WORK/introspect.txt"; then
+  cat "$WORK/introspect.txt" >&2
+  fail "ansible-builder sees a requirement of ductape.webhooks; its modules need only the standard library"
+fi
 
 step "ansible-builder create of the example execution environment"
 EXAMPLE_EE="$REPO/docs/execution-environment/execution-environment.yml"

@@ -303,6 +303,8 @@ def _transport_problem(error):
         return "no connection within the timeout", False
     if "reset" in text.lower():
         return "connection reset", False
+    if isinstance(error, _http.TransportError) and text:
+        return text, False  # the transport's own words: what failed, never a value sent
     return "connection failed (%s)" % type(error).__name__, False
 
 

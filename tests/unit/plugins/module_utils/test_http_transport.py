@@ -320,3 +320,21 @@ def test_the_client_needs_no_library_beyond_the_standard_library_and_ansible(tmp
         assert completed.returncode == 0, completed.stderr[-2000:]
         assert completed.stdout.strip() == "([], None)"
         assert len(server.requests) == 1
+
+
+class ClosesAtOnce(http.server.BaseHTTPRequestHandler):
+    """Reads the request, then closes the connection without a status line."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.close_connection = True
+
+
+def test_a_server_that_closes_without_answering_is_named_as_such_not_by_an_exception_type():
+    with Server(handler=ClosesAtOnce) as server:
+        client = DuctapeClient(server.url, KEY, retries=0)
+        with pytest.raises(DuctapeApiError) as failed:
+            client.list_webhooks("shop", "stripe")
+        assert "(the server closed the connection before it answered)" in str(failed.value), str(failed.value)

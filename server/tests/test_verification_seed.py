@@ -140,3 +140,23 @@ def test_the_stored_catalog_keeps_the_references_not_the_values(tmp_path):
     assert webhook.verification("live").secret.name == "DTL_STORED_SECRET"
     assert (webhook.dedup.header, webhook.dedup.window_seconds) == ("X-GitHub-Delivery", 600)
     assert again.to_document() == document
+
+
+def test_a_seed_refused_for_its_secret_leaves_the_stored_seed_as_it_was(tmp_path):
+    """A seed whose secret reference cannot be read is refused at start, and the seed stored by the
+    last good start stays: a later start without --seed serves that one, not the refused one."""
+    import os
+
+    from ductape_local.store import Store
+
+    env = {key: value for key, value in os.environ.items() if key != "DTL_UNSET_SECRET"}
+    db = tmp_path / "db.sqlite"
+    good = seed_with({})
+    stored_before = parse_catalog(good).to_document()
+    Store(db).save_catalog(stored_before)  # what a good start with this seed stores
+    refused_seed = seed_with({"verify": {"strategy": "github", "secret_env": "DTL_UNSET_SECRET"}})
+    refused_seed["apps"][0]["webhooks"].append({"tag": "only_in_the_refused_seed"})
+    refused = _serve(tmp_path, refused_seed, env)
+    assert refused.returncode == 2
+    assert "apps[0].webhooks[1].verify.secret_env: the environment variable 'DTL_UNSET_SECRET'" in refused.stderr
+    assert Store(db).load_catalog() == stored_before

@@ -92,6 +92,11 @@ def test_unreadable_secret_references_are_named(tmp_path, monkeypatch):
     with pytest.raises(SeedError, match=r"^apps\[0\]\.webhooks\[1\]\.verify\.secret_env: the environment variable "
                                         r"'DTL_UNSET_SECRET' is not set or empty$"):
         IngressRules.for_catalog(catalog)
+    monkeypatch.setenv("DTL_EMPTY_SECRET", "")
+    catalog = parse_catalog(seed_with({"verify": {"strategy": "github", "secret_env": "DTL_EMPTY_SECRET"}}))
+    with pytest.raises(SeedError, match=r"verify\.secret_env: the environment variable 'DTL_EMPTY_SECRET' is not set "
+                                        r"or empty$"):
+        IngressRules.for_catalog(catalog)
     missing = tmp_path / "no-such-secret"
     catalog = parse_catalog(seed_with({"verify": {"strategy": "paystack", "envs": {
         "live": {"secret_file": str(missing)}}, "secret_env": "DTL_UNSET_SECRET"}}))

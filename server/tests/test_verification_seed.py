@@ -86,6 +86,19 @@ def test_a_secret_value_in_the_seed_is_refused_without_echoing_it():
     assert PLANTED not in str(raised.value)
 
 
+@pytest.mark.parametrize("kind, value", [("secret_env", PLANTED), ("secret_file", "whsec_planted_0123456789"),
+                                         ("secret_env", "sk_test_planted_0123456789"), ("secret_env", 1234567890)])
+def test_a_secret_pasted_as_its_reference_is_refused_without_echoing_it(kind, value, tmp_path, monkeypatch):
+    """A Stripe or Paystack secret written where its variable or file name goes would otherwise be
+    quoted back ('the environment variable ... is not set') and stored in the catalog."""
+    monkeypatch.setenv(str(value), "a variable of that name, set")  # so that nothing else refuses it
+    with pytest.raises(SeedError) as raised:
+        parse_catalog(seed_with({"verify": {"strategy": "stripe", kind: value}}))
+    message = str(raised.value)
+    assert message.startswith(f"apps[0].webhooks[1].verify.{kind}: "), message
+    assert str(value) not in message
+
+
 def test_unreadable_secret_references_are_named(tmp_path, monkeypatch):
     monkeypatch.delenv("DTL_UNSET_SECRET", raising=False)
     catalog = parse_catalog(seed_with({"verify": {"strategy": "github", "secret_env": "DTL_UNSET_SECRET"}}))

@@ -294,6 +294,10 @@ def _parse_verify(entry: dict[str, Any], where: str) -> tuple[VerifyConfig | Non
     """`verify`: a strategy with its options, and under `envs` per app env the options that differ
     there (an env entry's keys replace the base's; its secret reference replaces the base's)."""
     base = {key: value for key, value in entry.items() if key != "envs"}
+    if not base and not entry.get("envs"):
+        # an empty verify would check nothing, as if it were not there, and look as if it did
+        raise SeedError(f"{where}: names no strategy (give strategy, or envs with one per app env; "
+                        "strategy none checks nothing)")
     places = {key: f"{where}.{key}" for key in base}
     default = _verify_config(base, places, where) if base else None
     envs = {}

@@ -181,3 +181,17 @@ def test_a_seed_refused_for_its_secret_leaves_the_stored_seed_as_it_was(tmp_path
     assert refused.returncode == 2
     assert "apps[0].webhooks[1].verify.secret_env: the environment variable 'DTL_UNSET_SECRET'" in refused.stderr
     assert Store(db).load_catalog() == stored_before
+
+
+def test_a_secret_variable_holding_bytes_that_are_not_utf8_is_read_as_its_bytes(monkeypatch):
+    """The environment holds bytes; an HMAC key is bytes: a secret that is not UTF-8 is used as it is
+    (it failed the start with a UnicodeEncodeError traceback)."""
+    from ductape_local.verification import admit
+
+    monkeypatch.setenv("DTL_BYTES_SECRET", b"key-\xff\xfe".decode("utf-8", "surrogateescape"))
+    catalog = parse_catalog(seed_with({"verify": {"strategy": "paystack", "secret_env": "DTL_BYTES_SECRET"}}))
+    rules = IngressRules.for_catalog(catalog)
+    body = b'{"event":"charge.success"}'
+    signature = __import__("hmac").new(b"key-\xff\xfe", body, "sha512").hexdigest()
+    rule = rules.rule("my-product", "stripe-payments", "charge_refunded", "live")
+    assert admit(rule, [("x-paystack-signature", signature)], body, 0).rejection is None

@@ -44,10 +44,10 @@ def read_secret(ref: SecretRef) -> bytes:
     """The secret a reference names, read now; a SeedError naming the reference (not the value) when
     it cannot be read or is empty. A file's trailing line breaks are not part of the secret."""
     if ref.kind == "secret_env":
-        value = os.environ.get(ref.name)
+        value = os.environb.get(os.fsencode(ref.name))  # the bytes, whatever their encoding
         if not value:
             raise SeedError(f"{ref.where}: the {ref.describe()} is not set or empty")
-        return value.encode("utf-8")
+        return value
     try:
         with open(ref.name, "rb") as handle:
             value_bytes = handle.read().rstrip(b"\r\n")

@@ -149,6 +149,11 @@ def test_the_server_refuses_to_start_naming_the_path_and_the_reference(tmp_path)
     assert unreadable.returncode == 2
     assert ("seed error: apps[0].webhooks[1].verify.secret_env: the environment variable 'DTL_UNSET_SECRET' "
             "is not set or empty") in unreadable.stderr
+    missing = tmp_path / "no-such-secret-file"
+    no_file = _serve(tmp_path, seed_with({"verify": {"strategy": "stripe", "secret_file": str(missing)}}), env)
+    assert no_file.returncode == 2
+    assert (f"seed error: apps[0].webhooks[1].verify.secret_file: cannot read the file '{missing}': "
+            "No such file or directory") in no_file.stderr
 
 
 def test_the_stored_catalog_keeps_the_references_not_the_values(tmp_path):

@@ -11,9 +11,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import time
+import urllib.parse
 
 import pytest
 import requests
@@ -29,7 +31,12 @@ STRIPE_SECRET = "whsec_test_9c1e5d7a3b"
 STRIPE_LIVE_SECRET = "whsec_live_0b2d4f6a8c"
 GITHUB_SECRET = "gh-secret-31415926535"
 PAYSTACK_SECRET = "sk_test_paystack_2718281828"
-SECRETS = (HMAC_HEX_SECRET, HMAC_B64_SECRET, STRIPE_SECRET, STRIPE_LIVE_SECRET, GITHUB_SECRET, PAYSTACK_SECRET)
+# the example of GitHub's documentation of X-Hub-Signature-256: this secret, this payload, this signature
+GITHUB_DOCS_SECRET = "It's a Secret to Everybody"
+GITHUB_DOCS_PAYLOAD = b"Hello, World!"
+GITHUB_DOCS_SIGNATURE = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+SECRETS = (HMAC_HEX_SECRET, HMAC_B64_SECRET, STRIPE_SECRET, STRIPE_LIVE_SECRET, GITHUB_SECRET, PAYSTACK_SECRET,
+           GITHUB_DOCS_SECRET)
 GITHUB_ENV = "DTL_TEST_GITHUB_WEBHOOK_SECRET"
 SIGNED = "signed-app"
 
@@ -57,6 +64,8 @@ def signed_seed(secrets_dir) -> dict:
                                               "secret_file": secret_file("paystack", PAYSTACK_SECRET)}},
         {"tag": "sandbox_only", "verify": {"strategy": "github", "secret_env": GITHUB_ENV,
                                            "envs": {"test": {"strategy": "none"}}}},
+        {"tag": "github_docs", "verify": {"strategy": "github",
+                                          "secret_file": secret_file("github-docs", GITHUB_DOCS_SECRET)}},
     ]})
     return seed
 
@@ -236,6 +245,48 @@ def test_github_sha256_signature_from_an_environment_variable(api, receiver):
     check_outcome(api, receiver, registration, accepted, refusals=4)
 
 
+def test_github_documentation_example(api, receiver):
+    """The pair GitHub publishes for checking an implementation: not computed by anyone's code here."""
+    registration = link_of(api, receiver, "github_docs")
+    link = registration["link"]
+    accepted = [data_of(post(link, GITHUB_DOCS_PAYLOAD, {"X-Hub-Signature-256": GITHUB_DOCS_SIGNATURE}),
+                        202)["event_id"]]
+    refused(post(link, GITHUB_DOCS_PAYLOAD + b"\n", {"X-Hub-Signature-256": GITHUB_DOCS_SIGNATURE}), "does not match")
+    check_outcome(api, receiver, registration, accepted, refusals=1)
+
+
+def raw_post(link: str, body: bytes, headers: list[tuple[str, str]]) -> requests.Response:
+    """A POST with headers exactly as listed (a name may repeat), over http.client."""
+    parts = urllib.parse.urlsplit(link)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        connection.putrequest("POST", parts.path)
+        for name, value in [*headers, ("Content-Type", "application/json"), ("Content-Length", str(len(body)))]:
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        answer = connection.getresponse()
+        response = requests.Response()
+        response.status_code, response._content = answer.status, answer.read()  # pylint: disable=protected-access
+    finally:
+        connection.close()
+    ANSWERS.append(response.text)
+    return response
+
+
+def test_a_signature_header_sent_twice_is_refused(api, receiver):
+    """Checking only one of two would leave to chance which one counts (and a receiver behind the
+    relay might read the other): the event is refused, whichever of the two is the good one."""
+    registration = link_of(api, receiver, "github_push", env="stg")
+    link, body = registration["link"], body_of(9)
+    good = "sha256=" + hex_hmac(GITHUB_SECRET, body)
+    accepted = [data_of(raw_post(link, body, [("X-Hub-Signature-256", good)]), 202)["event_id"]]
+    for headers in ([("X-Hub-Signature-256", good), ("X-Hub-Signature-256", "sha256=" + "0" * 64)],
+                    [("X-Hub-Signature-256", "sha256=" + "0" * 64), ("x-hub-signature-256", good)],
+                    [("X-Hub-Signature-256", good)] * 2):
+        refused(raw_post(link, body, headers), "the signature header X-Hub-Signature-256 is sent 2 times")
+    check_outcome(api, receiver, registration, accepted, refusals=3)
+
+
 def test_paystack_sha512_signature(api, receiver):
     registration = link_of(api, receiver, "paystack_charge")
     link, body = registration["link"], body_of(6)
@@ -282,8 +333,12 @@ def test_no_secret_or_expected_signature_in_any_answer_or_the_log(api, running):
     body = body_of(6)
     forbidden = list(SECRETS) + [
         hex_hmac(PAYSTACK_SECRET, body, hashlib.sha512), hex_hmac(GITHUB_SECRET, body_of(5)),
-        hex_hmac(HMAC_HEX_SECRET, body_of(1) + b" "), hex_hmac(STRIPE_SECRET, body_of(3) + b"\n"),
+        hex_hmac(HMAC_HEX_SECRET, body_of(1) + b" "),
+        hex_hmac(GITHUB_DOCS_SECRET, GITHUB_DOCS_PAYLOAD + b"\n"),
     ]
+    # the Stripe body sent with a newline added, signed at any second of the last ten minutes
+    now = int(time.time())
+    forbidden += [hex_hmac(STRIPE_SECRET, f"{t}.".encode() + body_of(3) + b"\n") for t in range(now - 600, now + 2)]
     listing = api.webhooks(access_tag=SIGNED, limit=250).text
     deliveries = api.call("GET", "/webhooks/v1/deliveries", params={"product": "my-product", "limit": 250}).text
     summary = api.call("GET", "/webhooks/v1/deliveries/summary", params={"product": "my-product"}).text

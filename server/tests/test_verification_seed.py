@@ -56,6 +56,9 @@ BAD = [
     ({"verify": {"envs": {"live": {"secret_env": "S"}}}},
      "apps[0].webhooks[1].verify.envs.live.strategy: must be a non-empty string"),
     ({"verify": "github"}, "apps[0].webhooks[1].verify: must be a mapping"),
+    ({"verify": {}}, "apps[0].webhooks[1].verify: names no strategy"),
+    ({"verify": {"envs": {}}}, "apps[0].webhooks[1].verify: names no strategy"),
+    ({"verify": {"envs": None}}, "apps[0].webhooks[1].verify: names no strategy"),
     ({"dedup": {"header": "X-Id", "json_path": "id"}}, "apps[0].webhooks[1].dedup: needs exactly one of header"),
     ({"dedup": {}}, "apps[0].webhooks[1].dedup: needs exactly one of header"),
     ({"dedup": {"json_path": "data..id"}}, "apps[0].webhooks[1].dedup.json_path: must be dotted object keys"),
@@ -86,11 +89,29 @@ def test_a_secret_value_in_the_seed_is_refused_without_echoing_it():
     assert PLANTED not in str(raised.value)
 
 
+@pytest.mark.parametrize("kind, value", [("secret_env", PLANTED), ("secret_file", "whsec_planted_0123456789"),
+                                         ("secret_env", "sk_test_planted_0123456789"), ("secret_env", 1234567890)])
+def test_a_secret_pasted_as_its_reference_is_refused_without_echoing_it(kind, value, tmp_path, monkeypatch):
+    """A Stripe or Paystack secret written where its variable or file name goes would otherwise be
+    quoted back ('the environment variable ... is not set') and stored in the catalog."""
+    monkeypatch.setenv(str(value), "a variable of that name, set")  # so that nothing else refuses it
+    with pytest.raises(SeedError) as raised:
+        parse_catalog(seed_with({"verify": {"strategy": "stripe", kind: value}}))
+    message = str(raised.value)
+    assert message.startswith(f"apps[0].webhooks[1].verify.{kind}: "), message
+    assert str(value) not in message
+
+
 def test_unreadable_secret_references_are_named(tmp_path, monkeypatch):
     monkeypatch.delenv("DTL_UNSET_SECRET", raising=False)
     catalog = parse_catalog(seed_with({"verify": {"strategy": "github", "secret_env": "DTL_UNSET_SECRET"}}))
     with pytest.raises(SeedError, match=r"^apps\[0\]\.webhooks\[1\]\.verify\.secret_env: the environment variable "
                                         r"'DTL_UNSET_SECRET' is not set or empty$"):
+        IngressRules.for_catalog(catalog)
+    monkeypatch.setenv("DTL_EMPTY_SECRET", "")
+    catalog = parse_catalog(seed_with({"verify": {"strategy": "github", "secret_env": "DTL_EMPTY_SECRET"}}))
+    with pytest.raises(SeedError, match=r"verify\.secret_env: the environment variable 'DTL_EMPTY_SECRET' is not set "
+                                        r"or empty$"):
         IngressRules.for_catalog(catalog)
     missing = tmp_path / "no-such-secret"
     catalog = parse_catalog(seed_with({"verify": {"strategy": "paystack", "envs": {
@@ -128,6 +149,11 @@ def test_the_server_refuses_to_start_naming_the_path_and_the_reference(tmp_path)
     assert unreadable.returncode == 2
     assert ("seed error: apps[0].webhooks[1].verify.secret_env: the environment variable 'DTL_UNSET_SECRET' "
             "is not set or empty") in unreadable.stderr
+    missing = tmp_path / "no-such-secret-file"
+    no_file = _serve(tmp_path, seed_with({"verify": {"strategy": "stripe", "secret_file": str(missing)}}), env)
+    assert no_file.returncode == 2
+    assert (f"seed error: apps[0].webhooks[1].verify.secret_file: cannot read the file '{missing}': "
+            "No such file or directory") in no_file.stderr
 
 
 def test_the_stored_catalog_keeps_the_references_not_the_values(tmp_path):
@@ -140,3 +166,37 @@ def test_the_stored_catalog_keeps_the_references_not_the_values(tmp_path):
     assert webhook.verification("live").secret.name == "DTL_STORED_SECRET"
     assert (webhook.dedup.header, webhook.dedup.window_seconds) == ("X-GitHub-Delivery", 600)
     assert again.to_document() == document
+
+
+def test_a_seed_refused_for_its_secret_leaves_the_stored_seed_as_it_was(tmp_path):
+    """A seed whose secret reference cannot be read is refused at start, and the seed stored by the
+    last good start stays: a later start without --seed serves that one, not the refused one."""
+    import os
+
+    from ductape_local.store import Store
+
+    env = {key: value for key, value in os.environ.items() if key != "DTL_UNSET_SECRET"}
+    db = tmp_path / "db.sqlite"
+    good = seed_with({})
+    stored_before = parse_catalog(good).to_document()
+    Store(db).save_catalog(stored_before)  # what a good start with this seed stores
+    refused_seed = seed_with({"verify": {"strategy": "github", "secret_env": "DTL_UNSET_SECRET"}})
+    refused_seed["apps"][0]["webhooks"].append({"tag": "only_in_the_refused_seed"})
+    refused = _serve(tmp_path, refused_seed, env)
+    assert refused.returncode == 2
+    assert "apps[0].webhooks[1].verify.secret_env: the environment variable 'DTL_UNSET_SECRET'" in refused.stderr
+    assert Store(db).load_catalog() == stored_before
+
+
+def test_a_secret_variable_holding_bytes_that_are_not_utf8_is_read_as_its_bytes(monkeypatch):
+    """The environment holds bytes; an HMAC key is bytes: a secret that is not UTF-8 is used as it is
+    (it failed the start with a UnicodeEncodeError traceback)."""
+    from ductape_local.verification import admit
+
+    monkeypatch.setenv("DTL_BYTES_SECRET", b"key-\xff\xfe".decode("utf-8", "surrogateescape"))
+    catalog = parse_catalog(seed_with({"verify": {"strategy": "paystack", "secret_env": "DTL_BYTES_SECRET"}}))
+    rules = IngressRules.for_catalog(catalog)
+    body = b'{"event":"charge.success"}'
+    signature = __import__("hmac").new(b"key-\xff\xfe", body, "sha512").hexdigest()
+    rule = rules.rule("my-product", "stripe-payments", "charge_refunded", "live")
+    assert admit(rule, [("x-paystack-signature", signature)], body, 0).rejection is None

@@ -15,17 +15,21 @@ from ductape_local.store import Store
 from ductape_local.verification import IngressRules
 
 
-def load_catalog(store: Store, config: ServerConfig) -> Catalog:
-    """The seed given now replaces the stored catalog; registrations are never touched by it."""
+def load_catalog(store: Store, config: ServerConfig) -> tuple[Catalog, IngressRules]:
+    """The catalog and its ingress rules, every signing secret read (SeedError if one cannot be).
+    The seed given now replaces the stored catalog once all of that succeeded, so a refused seed
+    leaves the stored one as it was; registrations are never touched by it."""
     if config.seed_path is not None:
         catalog = load_seed_file(config.seed_path)
+        rules = IngressRules.for_catalog(catalog)
         store.save_catalog(catalog.to_document())
-        return catalog
+        return catalog, rules
     document = store.load_catalog()
     if document is None:
         raise SeedError(f"database {config.db_path} holds no seed yet: pass --seed FILE "
                         "(`ductape-local seed-example` prints one)")
-    return parse_catalog(document)
+    catalog = parse_catalog(document)
+    return catalog, IngressRules.for_catalog(catalog)
 
 
 class DuctapeLocalApp(FastAPI):
@@ -54,10 +58,10 @@ def create_app(config: ServerConfig) -> FastAPI:
     app = DuctapeLocalApp(title="ductape-local", version=__version__, strict_content_type=False, lifespan=ingress.lifespan)
     app.state.config = config
     app.state.store = store
-    app.state.catalog = load_catalog(store, config)
-    app.state.registrar = Registrar(store, config.link_base, config.provider_timeout)
     # every signing secret is read now: one that cannot be read refuses the start (SeedError)
-    app.state.middleware = ingress.Middleware(store, config, IngressRules.for_catalog(app.state.catalog))
+    app.state.catalog, rules = load_catalog(store, config)
+    app.state.registrar = Registrar(store, config.link_base, config.provider_timeout)
+    app.state.middleware = ingress.Middleware(store, config, rules)
     listener = config.ingress_listener
     app.ingress_only_port = listener[1] if listener else None
     install_error_handlers(app)

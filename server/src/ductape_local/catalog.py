@@ -49,6 +49,9 @@ VERIFY_STRATEGIES = ("hmac", "stripe", "github", "paystack", "none")
 HMAC_ALGORITHMS = ("sha256", "sha512")
 SIGNATURE_ENCODINGS = ("hex", "base64")
 _SECRET_OPTIONS = ("secret_env", "secret_file")
+# How the signing secrets of the providers above begin (Stripe's endpoint secret, Paystack's secret
+# key): a reference that begins so is the secret pasted in place of its variable or file name.
+SECRET_VALUE_PREFIXES = ("whsec_", "sk_live_", "sk_test_")
 VERIFY_OPTIONS = {
     "hmac": ("header", "algorithm", "encoding", "prefix", *_SECRET_OPTIONS),
     "stripe": ("header", "tolerance_seconds", *_SECRET_OPTIONS),
@@ -291,6 +294,10 @@ def _parse_verify(entry: dict[str, Any], where: str) -> tuple[VerifyConfig | Non
     """`verify`: a strategy with its options, and under `envs` per app env the options that differ
     there (an env entry's keys replace the base's; its secret reference replaces the base's)."""
     base = {key: value for key, value in entry.items() if key != "envs"}
+    if not base and not entry.get("envs"):
+        # an empty verify would check nothing, as if it were not there, and look as if it did
+        raise SeedError(f"{where}: names no strategy (give strategy, or envs with one per app env; "
+                        "strategy none checks nothing)")
     places = {key: f"{where}.{key}" for key in base}
     default = _verify_config(base, places, where) if base else None
     envs = {}
@@ -336,7 +343,11 @@ def _verify_config(entry: dict[str, Any], places: dict[str, str], where: str) ->
         raise SeedError(f"{where}: strategy {strategy!r} {problem} secret_env (an environment variable name) "
                         "or secret_file (a file path)")
     kind = references[0]
-    name = _text(entry[kind], at(kind))
+    name = _text(entry[kind], at(kind), echo=False)
+    if name.startswith(SECRET_VALUE_PREFIXES):
+        what = "an environment variable name" if kind == "secret_env" else "a file path"
+        raise SeedError(f"{at(kind)}: holds a signing secret itself (it begins as Stripe's and Paystack's "
+                        f"secrets do); the seed names where the secret is read: {what}")
     if kind == "secret_env" and not ENV_NAME.match(name):
         raise SeedError(f"{at(kind)}: must be an environment variable name (got {name!r})")
     secret = SecretRef(kind=kind, name=name, where=at(kind))

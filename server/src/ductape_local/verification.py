@@ -15,9 +15,11 @@ Strategies, each over the raw body exactly as received:
 - ``github``: ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>``.
 - ``paystack``: ``x-paystack-signature: <hex HMAC-SHA512 of the body>``.
 
-Signatures are compared with hmac.compare_digest. A reason says what was wrong with the request
-(missing header, malformed value, no match, stale timestamp), never the secret or the signature
-that would have matched.
+The signature header's value is read with the spaces around it dropped, and hex in either case; a
+signature header sent more than once is refused (no provider sends two, and checking one would leave
+which one counts to chance). Signatures are compared with hmac.compare_digest. A reason says what was
+wrong with the request (missing or repeated header, malformed value, no match, stale timestamp), never
+the secret or the signature that would have matched.
 """
 from __future__ import annotations
 
@@ -40,12 +42,12 @@ _UNIX_TIME = re.compile(r"[0-9]{1,12}")
 
 def read_secret(ref: SecretRef) -> bytes:
     """The secret a reference names, read now; a SeedError naming the reference (not the value) when
-    it cannot be read or is empty. A file's trailing line break is not part of the secret."""
+    it cannot be read or is empty. A file's trailing line breaks are not part of the secret."""
     if ref.kind == "secret_env":
-        value = os.environ.get(ref.name)
+        value = os.environb.get(os.fsencode(ref.name))  # the bytes, whatever their encoding
         if not value:
             raise SeedError(f"{ref.where}: the {ref.describe()} is not set or empty")
-        return value.encode("utf-8")
+        return value
     try:
         with open(ref.name, "rb") as handle:
             value_bytes = handle.read().rstrip(b"\r\n")
@@ -56,13 +58,10 @@ def read_secret(ref: SecretRef) -> bytes:
     return value_bytes
 
 
-def _header(headers: list[tuple[str, str]], name: str) -> str | None:
-    """The first value of a header (names compare case-insensitively), or None."""
+def _header_values(headers: list[tuple[str, str]], name: str) -> list[str]:
+    """Every value of a header, in order (names compare case-insensitively)."""
     wanted = name.lower()
-    for key, value in headers:
-        if key.lower() == wanted:
-            return value
-    return None
+    return [value for key, value in headers if key.lower() == wanted]
 
 
 class Verifier:
@@ -79,10 +78,14 @@ class Verifier:
         return f"Verifier({self.config.strategy}, {self.config.header})"
 
     def problem(self, headers: list[tuple[str, str]], body: bytes, now: float) -> str | None:
-        value = _header(headers, self.config.header)
-        if value is None:
+        values = _header_values(headers, self.config.header)
+        if not values:
             return f"missing signature header {self.config.header}"
-        return self._check(value.strip(), body, now)
+        if len(values) > 1:
+            # no provider sends two; checking one of them would leave which one to chance (and a
+            # receiver behind the relay might read the other)
+            return f"the signature header {self.config.header} is sent {len(values)} times"
+        return self._check(values[0].strip(), body, now)
 
     def _hmac(self, value: str, body: bytes, now: float) -> str | None:  # pylint: disable=unused-argument
         config = self.config

@@ -38,7 +38,9 @@ options:
     type: list
     elements: str
   access_tag:
-    description: Only deliveries for this app connection (its access tag).
+    description:
+      - Only deliveries for this app connection (its access tag). It is read first; the task fails when the product has
+        no such access tag, before anything is replayed.
     type: str
   webhook_tag:
     description:
@@ -74,7 +76,9 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Asks the API how many deliveries would be queued (its dry run), and queues none.
+    details:
+      - Asks the API how many deliveries would be queued (its dry run), and queues none; RV(ignore:changed) says whether
+        a real run would queue any.
   diff_mode:
     support: none
     details: Replaying changes no registration; RV(event_ids) says which deliveries are queued.
@@ -124,14 +128,15 @@ EXAMPLES = r"""
 
 RETURN = r"""
 changed:
-  description: True when at least one delivery was queued (never in check mode).
+  description: True when at least one delivery was queued; in check mode, when at least one would be (RV(would_queue)).
   returned: always
   type: bool
 msg:
-  description: How many deliveries matched and were (or would be) queued, or why the task failed.
+  description: How many deliveries matched and were (or would be) queued, and why the others were not, or why the task
+    failed.
   returned: always
   type: str
-  sample: "3 deliveries matched, 3 queued for delivery again"
+  sample: "3 deliveries matched, 2 queued for delivery again, 1 of a deleted registration not queued (no receiver to deliver to)"
 matched:
   description: How many deliveries matched (at most O(limit)).
   returned: success
@@ -143,12 +148,20 @@ queued:
   type: int
   sample: 3
 would_queue:
-  description: In check mode, how many a real run would queue (matched, less those being attempted now).
+  description:
+    - In check mode, how many a real run would queue; RV(matched) less RV(skipped_in_flight) and RV(skipped_deleted).
   returned: in check mode
   type: int
   sample: 3
 skipped_in_flight:
   description: How many matched but were being attempted at that moment, and were left to that attempt.
+  returned: success
+  type: int
+  sample: 0
+skipped_deleted:
+  description:
+    - How many matched but belong to a registration that was deleted since; they have no receiver to go to and are not
+      queued.
   returned: success
   type: int
   sample: 0
@@ -238,7 +251,8 @@ def run(params, check_mode, want_diff, warn):
         return refusal(problems)
     try:
         client = client_for(params, warn)
-        if params.get("access_tag") and (params.get("webhook_tag") or params.get("env")):
+        if params.get("access_tag"):
+            # One read: an unknown access tag, webhook or env is refused, never counted as 0 matched.
             problems = filter_problems(client, params["product"], params["access_tag"], params.get("webhook_tag"),
                                        params.get("env"))[0]
             if problems:
@@ -251,17 +265,22 @@ def run(params, check_mode, want_diff, warn):
     matched = answer.get("matched") or 0
     queued = 0 if check_mode else (answer.get("queued") or 0)
     skipped = answer.get("skipped_in_flight") or 0
-    result = dict(changed=queued > 0, matched=matched, queued=queued, skipped_in_flight=skipped,
+    deleted = answer.get("skipped_deleted") or 0
+    result = dict(matched=matched, queued=queued, skipped_in_flight=skipped, skipped_deleted=deleted,
                   event_ids=list(answer.get("event_ids") or []), truncated=bool(answer.get("truncated")),
                   dry_run=bool(check_mode))
     more = " (more matched than limit %d: run again for the next ones)" % params["limit"] if result["truncated"] else ""
-    in_flight = ", %d being attempted now left alone" % skipped if skipped else ""
+    left = "".join(text % count for text, count in (
+        (", %d being attempted now left alone", skipped),
+        (", %d of a deleted registration not queued (no receiver to deliver to)", deleted)) if count)
     if check_mode:
-        result["would_queue"] = max(0, matched - skipped)
+        result["would_queue"] = max(0, matched - skipped - deleted)
+        result["changed"] = result["would_queue"] > 0
         result["msg"] = "check mode: %d deliveries matched, %d would be queued for delivery again%s%s" % (
-            matched, result["would_queue"], in_flight, more)
+            matched, result["would_queue"], left, more)
     else:
-        result["msg"] = "%d deliveries matched, %d queued for delivery again%s%s" % (matched, queued, in_flight, more)
+        result["changed"] = queued > 0
+        result["msg"] = "%d deliveries matched, %d queued for delivery again%s%s" % (matched, queued, left, more)
     return result
 
 

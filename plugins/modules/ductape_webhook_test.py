@@ -64,7 +64,9 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Reads the registration and checks that a test can be sent; sends no event and says so.
+    details:
+      - Reads the registration and checks that a test can be sent; sends no event and says so, reporting
+        RV(ignore:changed=true) as a real run would.
   diff_mode:
     support: none
     details: A test changes no registration; there is nothing to show before and after.
@@ -112,7 +114,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 changed:
-  description: True when a test event was sent (false in check mode and when the task was refused before sending).
+  description:
+    - True when a test event was sent, and in check mode when one would be; false when the task was refused before
+      sending.
   returned: always
   type: bool
 msg:
@@ -279,7 +283,7 @@ def run(params, check_mode, want_diff, warn):
             return dict(refusal(["%s is disabled: its link stores no event, so a test cannot pass; enable it first "
                                  "(ductape.webhooks.ductape_webhook with state=present)" % name]), **found)
         if check_mode:
-            return dict(found, changed=False, event_id=None, status="not_sent",
+            return dict(found, changed=True, event_id=None, status="not_sent",
                         msg="check mode: no test event was sent through %s" % name)
         sent = client.send_test(registration["uuid"], payload=params["payload"], max_attempts=params["max_attempts"],
                                 env=params["env"])
@@ -306,10 +310,12 @@ def run(params, check_mode, want_diff, warn):
         result.update(failed=True, msg="the receiver did not accept the test event %s through %s: %s" % (
             event_id, name, attempts_text(attempts)))
     else:
+        # An attempt still waiting for the receiver's answer is not in the log yet.
+        so_far = "after: %s" % attempts_text(attempts) if attempts else "with no attempt ended yet"
         result.update(failed=True, msg=(
-            "the test event %s through %s had no outcome within wait_timeout (%s s); still pending after: %s. "
+            "the test event %s through %s had no outcome within wait_timeout (%s s); still pending %s. "
             "Raise wait_timeout, or read it later with ductape.webhooks.ductape_webhook_delivery_info event_id=%s"
-            % (event_id, name, params["wait_timeout"], attempts_text(attempts), event_id)))
+            % (event_id, name, params["wait_timeout"], so_far, event_id)))
     return result
 
 

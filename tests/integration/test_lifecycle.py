@@ -9,9 +9,10 @@ the stored registrations after it:
   keeps posting to the old link: none is refused and every one is delivered; rotate_older_than that is
   not due; a rotation with grace 0 whose old link answers 410 at once;
 - ductape_webhook_test: check mode sends nothing, a receiver that accepts, one that answers 500 (the
-  task fails showing every attempt);
-- ductape_webhook_replay: check mode is the dry run (counts, queues nothing), then by filter, then by
-  event id;
+  task fails showing every attempt), one that holds the event past wait_timeout (the task fails saying so);
+- ductape_webhook_replay: check mode is the dry run (counts, queues nothing: the delivery is read back
+  unchanged), then by filter, then by event id; an unknown access tag is refused; in check mode a
+  delivery of a deleted registration is not counted as one to queue;
 - ductape_webhook's prune=disabled in the batch form, with prune_keep.
 """
 from __future__ import annotations
@@ -28,13 +29,15 @@ from playbook import Step, run_steps
 
 PRODUCT = "my-product"
 ACCESS_TAG = "stripe-payments"
+HOLD_TAG = "held-payments"  # its receiver holds every event: never pruned (another access tag), never replayed
 MODULE_KEY = "dtl_lifecycle_module_key_3f9a1c"
 OBSERVER_KEY = "dtl_lifecycle_observer_key_7d20e4"
 SEED = {
     "access_keys": [{"key": MODULE_KEY, "products": [PRODUCT]}, {"key": OBSERVER_KEY, "products": [PRODUCT]}],
     "products": [{"tag": PRODUCT, "envs": ["prd", "stg", "dev"],
                   "connections": [{"access_tag": ACCESS_TAG, "app": "stripe",
-                                   "envs": {"prd": "live", "stg": "test", "dev": "test"}}]}],
+                                   "envs": {"prd": "live", "stg": "test", "dev": "test"}},
+                                  {"access_tag": HOLD_TAG, "app": "stripe", "envs": {"prd": "live"}}]}],
     "apps": [{"tag": "stripe", "webhooks": [
         {"tag": "payment_succeeded", "name": "Payment succeeded"},
         {"tag": "charge_refunded", "name": "Charge refunded"},
@@ -45,17 +48,22 @@ SEED = {
 GRACE = 600  # far longer than the run: the stream's link must keep working all through it
 STREAM_PAUSE = 0.1
 STREAM_MAX = 2000
+HOLD_MAX = 20
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    """/ok... answers 204, /fail... answers 500; every request is recorded."""
+    """/ok... answers 204, /fail... answers 500, /hold... answers 204 only once released (at the end of the
+    module's tests, or after HOLD_MAX seconds); every request is recorded."""
 
     seen: list[dict] = []
+    release = threading.Event()
 
     def _answer(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.seen.append({"path": self.path, "event_id": self.headers.get("X-Ductape-Event-Id"),
                           "test": self.headers.get("X-Ductape-Test")})
+        if self.path.startswith("/hold"):
+            self.release.wait(HOLD_MAX)
         self.send_response(204 if self.path.startswith("/ok") else 500)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -69,11 +77,13 @@ class _Receiver(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def receiver():
     _Receiver.seen = []
+    _Receiver.release.clear()
     http = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     http.daemon_threads = True
     thread = threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{http.server_address[1]}", _Receiver.seen
+    _Receiver.release.set()
     http.shutdown()
     http.server_close()
 
@@ -104,7 +114,11 @@ def replay(**options):
     return {"ductape.webhooks.ductape_webhook_replay": {"product": PRODUCT, **options}}
 
 
-def steps(ok, fail):
+def delivery_of(step):
+    return {"ductape.webhooks.ductape_webhook_delivery_info": {"event_id": "{{ step_%s.event_id }}" % step}}
+
+
+def steps(ok, fail, hold):
     paid = [{"slug": "prd", "url": ok + "/paid"}, {"slug": "stg", "url": ok + "/paid-stg"}]
     stg_only = [{"slug": "stg"}]
     rotate = dict(link_generation=2, rotation_grace=GRACE)
@@ -138,16 +152,30 @@ def steps(ok, fail):
         Step("test_check", webhook_test_task("payment_succeeded", "prd"), check_mode=True, read_state=False),
         Step("test_ok", webhook_test_task("payment_succeeded", "prd"), read_state=False),
         Step("test_fail", webhook_test_task("charge_refunded", "dev", max_attempts=2), expect_failure=True, read_state=False),
+        Step("setup_hold", {"ductape.webhooks.ductape_webhook": {
+            "product": PRODUCT, "access_tag": HOLD_TAG, "webhook_tag": "payment_succeeded",
+            "envs": [{"slug": "prd", "url": hold}]}}, read_state=False),
+        Step("test_timeout", {"ductape.webhooks.ductape_webhook_test": {
+            "product": PRODUCT, "access_tag": HOLD_TAG, "webhook_tag": "payment_succeeded", "env": "prd",
+            "wait_timeout": 1}}, expect_failure=True, read_state=False),
         # Replay.
         Step("replay_check", replay(access_tag=ACCESS_TAG, env="dev", status="failed"), check_mode=True, read_state=False),
+        Step("replay_check_delivery", delivery_of("test_fail"), read_state=False),
         Step("replay", replay(access_tag=ACCESS_TAG, env="dev", status="failed"), read_state=False),
         Step("replay_ids", replay(event_ids=["{{ step_test_fail.event_id }}"]), read_state=False),
         Step("replay_bad_env", replay(access_tag=ACCESS_TAG, env="qas", status="failed"), expect_failure=True, read_state=False),
         Step("replay_no_filter", replay(), expect_failure=True, read_state=False),
+        Step("replay_bad_access_tag", replay(access_tag="nope-payments", status="failed"), expect_failure=True,
+             read_state=False),
         # Pruning in the batch form: dispute_created (dev, prd) is declared nowhere, charge_captured is kept.
         Step("prune_check", prune, check_mode=True),
         Step("prune", prune),
         Step("prune_again", prune, read_state=False),
+        # A delivery whose registration is deleted has nowhere to go: check mode does not count it.
+        Step("delete_refunded", hook("charge_refunded", [{"slug": "dev"}], state="absent"), read_state=False),
+        Step("replay_deleted_check", replay(event_ids=["{{ step_test_fail.event_id }}"]), check_mode=True,
+             read_state=False),
+        Step("replay_deleted", replay(event_ids=["{{ step_test_fail.event_id }}"]), read_state=False),
     ]
 
 
@@ -184,6 +212,7 @@ class _Stream:
 def run(server, receiver, tmp_path_factory):
     ok = receiver[0] + "/ok"
     fail = receiver[0] + "/fail"
+    hold = receiver[0] + "/hold"
     # The prd link exists before the play, as a provider would hold it.
     answer = _api(server, "POST", "/webhooks/v1/generate-link", json={
         "product": PRODUCT, "access_tag": ACCESS_TAG, "webhook_tag": "payment_succeeded", "env": "prd",
@@ -191,7 +220,7 @@ def run(server, receiver, tmp_path_factory):
     assert answer.status_code == 200, answer.text
     old_link = answer.json()["data"]["link"]
     with _Stream(old_link) as stream:
-        result = run_steps(tmp_path_factory.mktemp("lifecycle"), server, OBSERVER_KEY, steps(ok, fail),
+        result = run_steps(tmp_path_factory.mktemp("lifecycle"), server, OBSERVER_KEY, steps(ok, fail, hold),
                            module_defaults={"group/ductape.webhooks.ductape": {"api_url": "{{ server_url }}",
                                                                                "access_key": "{{ module_key }}"}},
                            state_query={"product": PRODUCT, "access_tag": ACCESS_TAG},
@@ -304,6 +333,11 @@ def test_no_event_of_a_steady_stream_to_the_old_link_is_lost_across_the_rotation
             break
         time.sleep(0.1)
     assert event_ids - delivered == set(), "events stored but never delivered"
+    # The stream really spanned the rotation: its first event reached the old link before it, its last after.
+    rotated_at = run.result("rotate")["envs"][0]["link_created_at"]
+    received = [_api(server, "GET", "/webhooks/v1/deliveries/" + stream.answers[n][1]).json()["data"]["received_at"]
+                for n in (0, -1)]
+    assert received[0] < rotated_at < received[1], (received, rotated_at)
     new_link = run.result("rotate")["envs"][0]["link"]
     assert requests.post(new_link, json={"after": True}, timeout=30).status_code == 202
 
@@ -323,7 +357,8 @@ def test_a_rotation_without_grace_retires_the_old_link_at_once(run):
 def test_the_test_module_sends_nothing_in_check_mode(run):
     run = run[0]
     check = run.result("test_check")
-    assert check["changed"] is False and check["status"] == "not_sent" and check["event_id"] is None
+    assert check["changed"] is True, "check mode reports what a real run does: it sends an event"
+    assert check["status"] == "not_sent" and check["event_id"] is None
     assert "check mode" in check["msg"]
     assert lifecycle_writes(run, "test_check") == {}
 
@@ -348,6 +383,14 @@ def test_the_test_module_fails_when_the_receiver_answers_500_and_shows_every_att
     assert "attempt 1: HTTP 500" in failed["msg"] and "attempt 2: HTTP 500" in failed["msg"]
 
 
+def test_the_test_module_fails_with_a_clear_timeout_when_the_receiver_holds_the_event(run):
+    run = run[0]
+    held = run.result("test_timeout")
+    assert held["status"] == "pending" and held["changed"] is True and held["attempts"] == []
+    assert "had no outcome within wait_timeout (1.0 s); still pending with no attempt ended yet" in held["msg"]
+    assert "Raise wait_timeout" in held["msg"] and "event_id=%s" % held["event_id"] in held["msg"]
+
+
 # Replay.
 
 
@@ -355,9 +398,12 @@ def test_replay_check_mode_counts_then_replays_by_filter_and_by_event_id(run):
     run = run[0]
     event_id = run.result("test_fail")["event_id"]
     check = run.result("replay_check")
-    assert check["changed"] is False and check["dry_run"] is True and check["queued"] == 0
+    assert check["changed"] is True, "check mode reports what a real run would do"
+    assert check["dry_run"] is True and check["queued"] == 0
     assert check["matched"] == 1 and check["would_queue"] == 1 and check["event_ids"] == [event_id]
     assert "would be queued" in check["msg"]
+    [unchanged] = run.result("replay_check_delivery")["deliveries"]
+    assert (unchanged["status"], len(unchanged["attempts"])) == ("failed", 2), "the dry run queued nothing"
 
     replayed = run.result("replay")
     assert replayed["changed"] is True and replayed["queued"] == 1 and replayed["event_ids"] == [event_id]
@@ -372,6 +418,18 @@ def test_replay_refuses_an_unknown_env_and_a_call_without_any_filter(run):
     assert '"qas" is not an env of product "my-product"' in run.result("replay_bad_env")["msg"]
     assert "give event_ids or at least one filter" in run.result("replay_no_filter")["msg"]
     assert lifecycle_writes(run, "replay_no_filter") == {}
+    assert 'unknown access tag "nope-payments"' in run.result("replay_bad_access_tag")["msg"]
+    assert lifecycle_writes(run, "replay_bad_access_tag") == {}
+
+
+def test_replay_does_not_count_a_delivery_of_a_deleted_registration_as_one_to_queue(run):
+    run = run[0]
+    check = run.result("replay_deleted_check")
+    assert (check["matched"], check["would_queue"], check["skipped_deleted"]) == (1, 0, 1)
+    assert check["changed"] is False
+    assert "1 of a deleted registration not queued" in check["msg"]
+    real = run.result("replay_deleted")
+    assert (real["matched"], real["queued"], real["skipped_deleted"], real["changed"]) == (1, 0, 1, False)
 
 
 # Pruning.

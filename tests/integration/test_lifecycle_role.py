@@ -3,8 +3,10 @@
 The inventory (hosts added by the play) declares payment_succeeded in prd (full mode) and stg (link
 mode). Registered beforehand, outside the inventory: charge_refunded in prd, dispute_created in dev (an env
 no host defines any more), and a registration of another access tag. The role runs without pruning
-(nothing undeclared is touched), with pruning in check mode (shown, nothing written), for real
-(absent: removed; the link-mode env and the other access tag kept), and again (no write).
+(nothing undeclared is touched); with pruning that disables, in check mode (shown, nothing written), for
+real and again (no write); with charge_refunded declared again (enabled on the same link); then with
+pruning that removes, in check mode, for real (the link-mode env and the other access tag kept), and
+again (no write).
 """
 from __future__ import annotations
 
@@ -36,8 +38,15 @@ UNDECLARED = [(ACCESS_TAG, "charge_refunded", "prd"), (ACCESS_TAG, "dispute_crea
               (OTHER_TAG, "transfer_success", "prd")]
 
 
+DECLARED = [{"access_tag": ACCESS_TAG, "webhook_tag": "payment_succeeded", "path": "/hooks/paid"}]
+REDECLARED = DECLARED + [{"access_tag": ACCESS_TAG, "webhook_tag": "charge_refunded", "path": "/hooks/refunded",
+                          "envs": ["prd"]}]
+
+
 def role(check_mode=False, **variables):
-    task = {"ansible.builtin.include_role": {"name": "ductape.webhooks.register"}, "vars": variables}
+    # ductape_webhooks is a task variable, not an extra var, so that one step can declare more.
+    task = {"ansible.builtin.include_role": {"name": "ductape.webhooks.register"},
+            "vars": {"ductape_webhooks": DECLARED, **variables}}
     if check_mode:
         task["ansible.builtin.include_role"]["apply"] = {"check_mode": True}
     return task
@@ -51,6 +60,7 @@ def rows(name, check_mode):
 
 
 PRUNE = {"ductape_webhooks_prune": True, "ductape_webhooks_prune_action": "absent"}
+PRUNE_DISABLED = {"ductape_webhooks_prune": True, "ductape_webhooks_prune_action": "disabled"}
 STEPS = [
     Step("host_prd", {"ansible.builtin.add_host": {"name": "prd", "groups": "ductape_environments",
                                                    "ductape_receiver_base_url": "https://api.example.com"}},
@@ -60,6 +70,11 @@ STEPS = [
                                                    "ductape_registration_mode": "link"}}, read_state=False),
     Step("plain", role()),
     Step("plain_again", role()),
+    Step("disable_check", role(check_mode=True, **PRUNE_DISABLED)),
+    rows("disable_check_rows", True),
+    Step("disable", role(**PRUNE_DISABLED)),
+    Step("disable_again", role(**PRUNE_DISABLED)),
+    Step("redeclare", role(ductape_webhooks=REDECLARED, **PRUNE_DISABLED)),
     Step("prune_check", role(check_mode=True, **PRUNE)),
     rows("prune_check_rows", True),
     Step("prune", role(**PRUNE)),
@@ -85,10 +100,14 @@ def server():
 def run(server, tmp_path_factory):
     return run_steps(tmp_path_factory.mktemp("lifecycle-role"), server, OBSERVER_KEY, STEPS,
                      state_query={"product": PRODUCT, "access_tag": ACCESS_TAG},
-                     extra_vars={"ductape_api_url": server.url, "ductape_access_key": KEY, "ductape_product": PRODUCT,
-                                 "ductape_webhooks": [{"access_tag": ACCESS_TAG, "webhook_tag": "payment_succeeded",
-                                                       "path": "/hooks/paid"}]},
+                     extra_vars={"ductape_api_url": server.url, "ductape_access_key": KEY, "ductape_product": PRODUCT},
                      diff=True)
+
+
+def states(run, step):
+    """{(webhook_tag, env): (state, uuid)} of the stripe-payments registrations right after ``step``."""
+    return {(webhook["tag"], registration["productEnv"]): (registration["state"], registration["uuid"])
+            for webhook in run.state(step) for registration in webhook["config"]}
 
 
 def registered(run, step):
@@ -108,9 +127,34 @@ def test_without_pruning_nothing_undeclared_is_touched(run):
     assert writes(run, "plain_again") == {}
 
 
+def test_pruning_that_disables_is_shown_in_check_mode_then_disables_only_the_undeclared_ones(run):
+    assert writes(run, "disable_check") == {}
+    assert states(run, "disable_check") == states(run, "plain_again")
+    facts = run.result("disable_check_rows")["ansible_facts"]
+    pruned = sorted((row["webhook_tag"], row["env"], row["action"]) for row in facts["rows"] if row["pruned"])
+    assert pruned == [("charge_refunded", "prd", "disabled"), ("dispute_created", "dev", "disabled")]
+    assert "charge_refunded: would be disabled" in "\n".join(facts["summary"])
+
+    assert writes(run, "disable") == {"POST /webhooks/v1/registrations/{uuid}/disable": 2}
+    before, after = states(run, "plain_again"), states(run, "disable")
+    assert {key: state for key, (state, _uuid) in after.items()} == {
+        ("payment_succeeded", "prd"): "enabled", ("payment_succeeded", "stg"): "enabled",
+        ("charge_refunded", "prd"): "disabled", ("dispute_created", "dev"): "disabled"}
+    assert {key: uuid for key, (_state, uuid) in after.items()} == {key: uuid for key, (_state, uuid) in before.items()}
+    assert writes(run, "disable_again") == {}
+
+
+def test_a_disabled_registration_declared_again_is_enabled_on_the_same_link(run):
+    before, after = states(run, "disable"), states(run, "redeclare")
+    assert after[("charge_refunded", "prd")] == ("enabled", before[("charge_refunded", "prd")][1])
+    assert after[("dispute_created", "dev")][0] == "disabled", "still undeclared: left disabled"
+    assert writes(run, "redeclare")["POST /webhooks/v1/registrations/{uuid}/enable"] == 1
+
+
 def test_pruning_in_check_mode_shows_what_it_would_remove_and_writes_nothing(run):
     assert writes(run, "prune_check") == {}
     assert registered(run, "prune_check") == registered(run, "plain")
+    assert states(run, "prune_check") == states(run, "redeclare")
     facts = run.result("prune_check_rows")["ansible_facts"]
     pruned = sorted((row["webhook_tag"], row["env"], row["action"]) for row in facts["rows"] if row["pruned"])
     assert pruned == [("charge_refunded", "prd", "deleted"), ("dispute_created", "dev", "deleted")]

@@ -45,7 +45,8 @@ def scripted(monkeypatch):
 def test_check_mode_reads_the_registration_and_sends_nothing(scripted):
     http = scripted([listing()])
     result = module.run(dict(PARAMS), True, False, None)
-    assert result["changed"] is False and result["status"] == "not_sent" and result["registration_uuid"] == "u1"
+    assert result["changed"] is True, "check mode reports the change a real run makes (it sends an event)"
+    assert result["status"] == "not_sent" and result["registration_uuid"] == "u1" and result["event_id"] is None
     assert [sent.method for sent in http.sent] == ["GET"]
 
 
@@ -77,6 +78,15 @@ def test_the_wait_is_bounded_and_the_timeout_says_what_to_do(scripted):
     assert result["failed"] is True and result["status"] == "pending" and result["waited"] >= 2.0
     assert "had no outcome within wait_timeout (2.0 s); still pending after: attempt 1: HTTP 500" in result["msg"]
     assert "event_id=evt_1" in result["msg"]
+
+
+def test_a_timeout_before_any_attempt_ended_says_so(scripted):
+    pending = [delivery("pending")] * 200
+    scripted([listing(), answer(202, {"event_id": "evt_1", "registration_uuid": "u1"})] + pending)
+    result = module.run(dict(PARAMS, wait_timeout=1.0), False, False, None)
+    assert result["failed"] is True and result["status"] == "pending" and result["attempts"] == []
+    assert "had no outcome within wait_timeout (1.0 s); still pending with no attempt ended yet." in result["msg"]
+    assert "no attempt was made" not in result["msg"]
 
 
 def test_a_disabled_registration_is_refused_before_sending(scripted):

@@ -886,6 +886,9 @@ def env_result(env):
         result["rotated"] = rotations
     if env.auth_unknown:
         result["auth_compared"] = False
+    if source and "provider_registration" not in source and not env.state.link_only:
+        # The server says nothing of the provider (the hosted Ductape): unknown, not "no endpoint".
+        result["provider_reported"] = False
     return result
 
 

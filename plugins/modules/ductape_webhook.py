@@ -453,6 +453,14 @@ envs:
       returned: when the stored auth could not be compared
       type: bool
       sample: false
+    provider_reported:
+      description:
+        - V(false) when the API's registration does not say whether Ductape registered the link at the provider
+          (the hosted Ductape's answers carry no provider status); C(provider_registration) is then null because it
+          is unknown, not because the app's environment has no registration endpoint.
+      returned: when the API did not report the provider registration
+      type: bool
+      sample: false
 webhooks:
   description:
     - With O(webhooks), one entry per webhook in the order given, also when the task failed.

@@ -325,3 +325,18 @@ def test_workspace_prefixed_tags_are_sent_encoded_and_named_in_messages():
     with pytest.raises(DuctapeApiError) as raised:
         api.webhooks(PRODUCT, ACCESS_TAG)
     assert str(raised.value).startswith("list the webhooks of ductape:paystack in product acme_space:shop")
+
+
+def test_a_registration_without_provider_status_is_reported_as_unknown_not_as_no_endpoint():
+    http = RoutedHTTP(HostedLike([row("snd", "https://r.example/h")]))
+    outcome = converge(http, [("snd", "https://r.example/h"), ("prd", "https://r.example/p")], "send")
+    shown = dict((env["slug"], env) for env in engine.single_report(outcome, want_diff=False)["envs"])
+    for slug in ("snd", "prd"):  # the listing's row, and register's answer for a new env
+        assert shown[slug]["provider_registration"] is None and shown[slug]["provider_reported"] is False
+    # a server that says "no registration endpoint" (null) is believed
+    from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import auth_digest
+
+    http = RoutedHTTP(HostedLike([dict(row("snd", "https://r.example/h"), provider_registration=None,
+                                       auth_digest=auth_digest(AUTH))]))
+    outcome = converge(http, [("snd", "https://r.example/h")], "send")
+    assert writes(http) == [] and "provider_reported" not in engine.env_result(outcome.envs[0])

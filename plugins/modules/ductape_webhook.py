@@ -348,6 +348,26 @@ EXAMPLES = r"""
           - slug: prd
             url: https://api.example.com/hooks/stripe/payment-succeeded
     prune: disabled
+
+- name: A new product on the hosted Ductape, named as Ductape names it (workspace-prefixed tags, envs snd and prd)
+  module_defaults:
+    group/ductape.webhooks.ductape:
+      api_url: https://api.ductape.app
+      access_key: "{{ vault_ductape_access_key }}"
+      auth_header: x-access-token
+      auth_unknown: send
+  ductape.webhooks.ductape_webhook:
+    product: acme_space:shop
+    access_tag: ductape:paystack
+    webhook_tag: charge_success
+    envs:
+      - slug: snd
+        url: https://snd.shop.example.com/hooks/paystack/charge-success
+      - slug: prd
+        url: https://shop.example.com/hooks/paystack/charge-success
+        auth:
+          headers:
+            Authorization: "Bearer {{ vault_paystack_secret_key }}"
 """
 
 RETURN = r"""

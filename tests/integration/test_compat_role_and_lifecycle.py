@@ -12,12 +12,14 @@ that this Ductape API does not offer it: no traceback, no secret.
 """
 from __future__ import annotations
 
+import ast
 import json
 
 import pytest
+import yaml
 
 from ductape_local.testing import LocalServer
-from playbook import Step, run_steps
+from playbook import LOCALHOST_VARS, REPO, Step, run_playbook, run_steps
 
 PRODUCT = "acme_space:shop"
 ACCESS_TAG = "ductape:paystack"
@@ -150,3 +152,41 @@ def test_nothing_failed_with_a_traceback_and_no_secret_or_token_was_printed(run)
     for secret in (KEY, SECRET):
         assert secret not in text
     assert "dts_" not in text  # the session tokens' prefix
+
+
+def example(module_name, title_start):
+    """The task of a module's EXAMPLES whose name starts with ``title_start``, as the reference prints it."""
+    tree = ast.parse((REPO / "plugins" / "modules" / (module_name + ".py")).read_text(encoding="utf-8"))
+    [examples] = [node.value.value for node in tree.body if isinstance(node, ast.Assign)
+                  and [target.id for target in node.targets if isinstance(target, ast.Name)] == ["EXAMPLES"]]
+    [task] = [task for task in yaml.safe_load(examples) if task["name"].startswith(title_start)]
+    return task
+
+
+def test_the_new_product_examples_run_as_written_against_the_compat_server(server, tmp_path):
+    """The modules' examples of a new product (acme_space:shop, ductape:paystack, snd and prd) against a
+    server answering as the hosted Ductape, only the connection pointed at it."""
+    register = example("ductape_webhook", "A new product on the hosted Ductape")
+    link = example("ductape_webhook_link", "The sandbox link of a new product")
+    for task in (register, link):
+        arguments = task["ductape.webhooks." + ("ductape_webhook" if task is register else "ductape_webhook_link")]
+        assert arguments["product"] == PRODUCT and arguments["access_tag"] == ACCESS_TAG
+    slugs = [env["slug"] for env in register["ductape.webhooks.ductape_webhook"]["envs"]]
+    assert slugs == ["snd", "prd"] and link["ductape.webhooks.ductape_webhook_link"]["env"] == "snd"
+    register["module_defaults"]["group/ductape.webhooks.ductape"].update(
+        api_url=server.url, access_key="{{ key }}", token_exchange="ductape-local", retries=0)
+    link["register"] = "sandbox_link"
+    play = [{"hosts": "localhost", "gather_facts": False,
+             "vars": dict(LOCALHOST_VARS, vault_ductape_access_key=KEY, vault_paystack_secret_key=SECRET),
+             # the link example sets no connection: the play's module_defaults, as in the modules' other examples
+             "module_defaults": {"group/ductape.webhooks.ductape": {"api_url": server.url, "access_key": "{{ key }}",
+                                                                    "token_exchange": "ductape-local"}},
+             "tasks": [dict(register, register="registered"), link,
+                       {"ansible.builtin.copy": {"content": "{{ {'registered': registered, 'link': sandbox_link} "
+                                                            "| to_json }}", "dest": str(tmp_path / "out.json")}}]}]
+    done = run_playbook(tmp_path, yaml.safe_dump(play), {"key": KEY}, env={})
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    out = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    assert [env["slug"] for env in out["registered"]["envs"]] == ["snd", "prd"]
+    assert out["link"]["link"].startswith(INGRESS + "/webhooks/v1/process/")
+    assert SECRET not in done.stdout + done.stderr and KEY not in done.stdout + done.stderr

@@ -528,6 +528,22 @@ def is_disabled(registration):
     return (registration or {}).get("state") == "disabled"
 
 
+def lifecycle_not_shown(registration):
+    """True when a registration the server listed carries no lifecycle ``state``: a server without the
+    lifecycle extension (the hosted Ductape). Check mode, which cannot ask the server, reads this instead."""
+    return isinstance(registration, dict) and "state" not in registration
+
+
+def check_mode_not_offered(operation, registration):
+    """The problem of an extension step that check mode would report as done although a real run could not
+    do it (the server shows no lifecycle state), or None."""
+    if not lifecycle_not_shown(registration):
+        return None
+    return ("%s: this Ductape API does not offer it: its registrations carry no lifecycle state (disable, enable "
+            "and test events are ductape-local's lifecycle extension, see the guide \"Ductape's API and this "
+            "collection\"); a real run would fail" % operation)
+
+
 def rotations_due(rotation, current, now, slug=None):
     """(how many rotations the env's registration is due, or None, and the problem when the API does
     not say what the rule needs)."""
@@ -576,7 +592,7 @@ def plan_env(env, current, state, now=None, auth_unknown=AUTH_UNKNOWN_CHANGED):
     return EnvOutcome(env, action, current, None, auth_changed, steps, unknown, resend), None
 
 
-def _plan(webhook, reading, product, state, auth_unknown=AUTH_UNKNOWN_CHANGED):
+def _plan(webhook, reading, product, state, auth_unknown=AUTH_UNKNOWN_CHANGED, check_mode=False):
     """[EnvOutcome] with the planned actions, or a failure message (unknown webhook, unknown env)."""
     if reading.error:
         return None, reading.error
@@ -593,7 +609,10 @@ def _plan(webhook, reading, product, state, auth_unknown=AUTH_UNKNOWN_CHANGED):
     planned = []
     now = utc_now()
     for env in webhook.envs:
-        outcome, problem = plan_env(env, current_by_env.get(env.slug), webhook.state or state, now, auth_unknown)
+        current = current_by_env.get(env.slug)
+        outcome, problem = plan_env(env, current, webhook.state or state, now, auth_unknown)
+        if not problem and check_mode and STEP_DISABLE in outcome.steps:
+            problem = check_mode_not_offered("disable the registration in env %s" % quoted(env.slug), current)
         if problem:
             return None, problem
         planned.append(outcome)
@@ -773,7 +792,7 @@ def converge(client, product, webhooks, state, check_mode, parallelism=DEFAULT_P
         webhooks = list(webhooks) + pruned
     for index, webhook in enumerate(webhooks):
         planned, problem = _plan(webhook, readings[(webhook.access_tag, webhook.webhook_tag)], product, state,
-                                 auth_unknown)
+                                 auth_unknown, check_mode)
         if problem is not None:
             outcomes.append(Outcome(webhook, [EnvOutcome(env) for env in webhook.envs], problem))
             continue

@@ -146,7 +146,10 @@ options:
       - V(absent) removes the registration of each listed env; only O(envs[].slug) is needed.
       - V(disabled) disables the registration of each listed env (see O(envs[].url)); its link answers HTTP 410
         and stores nothing, the registration keeps its uuid and link. Needs a Ductape API with the lifecycle
-        extension (ductape-local).
+        extension (ductape-local); a server without it fails the env naming the operation, and so does check
+        mode where the server lists the registration with no lifecycle C(state).
+      - In check mode, V(absent) cannot tell whether the server offers the removal (its rows carry no sign of it)
+        and reports the env as it would be deleted.
       - V(absent) needs C(DELETE /webhooks/v1/registrations/{uuid}), an extension of ductape-local that the hosted
         Ductape is not known to offer; a server without it fails the env naming the operation and saying so.
     type: str

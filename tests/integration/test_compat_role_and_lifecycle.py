@@ -74,10 +74,13 @@ STEPS = [
     Step("role_send", role(ductape_auth_unknown="send"), read_state=False),
     Step("role_send_rows", summary(), read_state=False),
     Step("test_event", **module("ductape_webhook_test", env="prd", **ONE)),
+    Step("test_event_check", **module("ductape_webhook_test", check_mode=True, env="prd", **ONE)),
     Step("replay", **module("ductape_webhook_replay", status="failed")),
     Step("replay_check", **module("ductape_webhook_replay", check_mode=True, event_ids=["evt_1"])),
     Step("delivery", **module("ductape_webhook_delivery_info", event_id="evt_1")),
     Step("disable", **module("ductape_webhook", state="disabled", envs=[{"slug": "prd"}], **ONE)),
+    Step("disable_check", **module("ductape_webhook", check_mode=True, state="disabled", envs=[{"slug": "prd"}],
+                                   **ONE)),
     Step("rotate", **module("ductape_webhook", link_generation=2,
                             envs=[{"slug": "prd", "url": "https://shop.example.com/hooks/paystack/charge-success"}],
                             **ONE)),
@@ -131,10 +134,13 @@ def test_the_role_with_auth_unknown_send_reports_unchanged_where_url_and_method_
 
 @pytest.mark.parametrize("step, operation", [
     ("test_event", "send a test event through the registration "),
+    # check mode cannot ask the server: it reads the row, which shows no lifecycle state
+    ("test_event_check", "send a test event through ductape:paystack/charge_success in env prd: "),
     ("replay", "replay the deliveries of product acme_space:shop: "),
     ("replay_check", "replay the deliveries of product acme_space:shop (dry run): "),
     ("delivery", "read the delivery evt_1: "),
     ("disable", "disable the registration "),
+    ("disable_check", 'disable the registration in env "prd": '),
     ("rotate", 'link_generation: rotate the link in env "prd": '),
     # transfer_success is registered; the role's charge_success, undeclared here, cannot be removed
     ("prune", "1 of 2 webhooks failed: ductape:paystack/charge_success: delete the registration "),

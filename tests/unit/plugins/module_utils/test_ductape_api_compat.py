@@ -340,3 +340,15 @@ def test_a_registration_without_provider_status_is_reported_as_unknown_not_as_no
                                        auth_digest=auth_digest(AUTH))]))
     outcome = converge(http, [("snd", "https://r.example/h")], "send")
     assert writes(http) == [] and "provider_reported" not in engine.env_result(outcome.envs[0])
+
+
+def test_check_mode_does_not_report_a_disable_that_the_server_cannot_do():
+    """state=disabled on a row without lifecycle state: the real run fails on the missing route, so check
+    mode fails too, before any write, instead of reporting the env as disabled."""
+    http = RoutedHTTP(HostedLike([row("snd", "https://r.example/h")]))
+    api = DuctapeClient(API_URL, KEY, warn=http.warnings.append, session=http.session, retries=0)
+    states = [engine.WebhookState(ACCESS_TAG, "charge_success", [engine.EnvState("snd")])]
+    [outcome] = engine.converge(api, PRODUCT, states, "disabled", True)
+    assert outcome.failed and not outcome.changed and writes(http) == []
+    assert outcome.msg.startswith('disable the registration in env "snd": this Ductape API does not offer it: its '
+                                  "registrations carry no lifecycle state")

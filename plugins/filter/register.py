@@ -351,6 +351,8 @@ def _registration_row(outcome, env, hosts, mode) -> dict:
         "url": env.get("url"),
         "method": env.get("method"),
         "provider_registration": provider,
+        # false where the API does not say whether the provider holds the link (the hosted Ductape)
+        "provider_reported": mode == "link" or env.get("provider_reported", True) is not False,
         "paste_link": not pruned and (mode == "link" or provider is None or provider.get("status", "") != "registered"),
         "pruned": pruned,
     }
@@ -362,6 +364,8 @@ def _provider_text(row) -> str:
     if row["mode"] == "link":
         return "link mode"
     provider = row["provider_registration"]
+    if provider is None and row.get("provider_reported") is False:
+        return "the API does not say whether the provider holds the link"
     if provider is None:
         return "no provider registration endpoint"
     if provider.get("status") == "registered":
@@ -390,14 +394,24 @@ def register_summary(rows, product, check_mode=False) -> list:
     if not to_paste:
         lines.append("No link to paste: every registration is registered at its provider.")
         return lines
-    lines.append("Links to paste into the providers' dashboards (nobody registered them at the provider):")
+    unreported = any(row.get("provider_reported") is False for row in to_paste)
+    lines.append("Links to paste into the providers' dashboards (nobody registered them at the provider"
+                 + (", or the API does not say" if unreported else "") + "):")
     env_width = max(len(str(row["env"])) for row in to_paste)
     names = [f"{row['access_tag']}/{row['webhook_tag']}" for row in to_paste]
     name_width = max(len(name) for name in names)
     for row, name in zip(to_paste, names):
-        lines.append(f"  {str(row['env']).ljust(env_width)}  {name.ljust(name_width)}  "
-                     f"{row['link'] or '(created on a real run)'}")
+        lines.append(f"  {str(row['env']).ljust(env_width)}  {name.ljust(name_width)}  {_link_text(row, check_mode)}")
     return lines
+
+
+def _link_text(row, check_mode) -> str:
+    if row["link"]:
+        return row["link"]
+    if check_mode and row["action"] == "created":
+        return "(created on a real run)"
+    # The server's answers carry no link for this registration (the hosted Ductape's register and listing).
+    return "(the API's answers give no link for it)"
 
 
 class FilterModule:

@@ -93,6 +93,9 @@ NEW_LINK = "(new link, assigned by the server)"
 MAX_GRACE_SECONDS = 604800
 # What a registration of a server with the lifecycle extension carries.
 LIFECYCLE_KEYS = ("state", "generation", "link_created_at", "previous_link")
+# What a rotation asked of a server without the lifecycle extension fails with (before any request).
+ROTATION_NOT_OFFERED = ("rotate the link in env %s: this Ductape API does not offer it (rotation is ductape-local's "
+                        "lifecycle extension, see the guide \"Ductape's API and this collection\")")
 _AGE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _AGE_SECONDS = dict(s=1, m=60, h=3600, d=86400, w=604800)
 
@@ -525,7 +528,23 @@ def is_disabled(registration):
     return (registration or {}).get("state") == "disabled"
 
 
-def rotations_due(rotation, current, now):
+def lifecycle_not_shown(registration):
+    """True when a registration the server listed carries no lifecycle ``state``: a server without the
+    lifecycle extension (the hosted Ductape). Check mode, which cannot ask the server, reads this instead."""
+    return isinstance(registration, dict) and "state" not in registration
+
+
+def check_mode_not_offered(operation, registration):
+    """The problem of an extension step that check mode would report as done although a real run could not
+    do it (the server shows no lifecycle state), or None."""
+    if not lifecycle_not_shown(registration):
+        return None
+    return ("%s: this Ductape API does not offer it: its registrations carry no lifecycle state (disable, enable "
+            "and test events are ductape-local's lifecycle extension, see the guide \"Ductape's API and this "
+            "collection\"); a real run would fail" % operation)
+
+
+def rotations_due(rotation, current, now, slug=None):
     """(how many rotations the env's registration is due, or None, and the problem when the API does
     not say what the rule needs)."""
     if rotation is None or not rotation.wanted or current is None:
@@ -534,15 +553,15 @@ def rotations_due(rotation, current, now):
     if rotation.generation is not None:
         generation = current.get("generation")
         if isinstance(generation, bool) or not isinstance(generation, int):
-            return None, ("link_generation: the API does not report the registration's generation (got %s); "
-                          "rotation needs a Ductape API with the lifecycle extension" % quoted(generation))
+            return None, ("link_generation: %s: its registrations carry no generation (got %s)"
+                          % (ROTATION_NOT_OFFERED % quoted(slug), quoted(generation)))
         due = max(due, rotation.generation - generation)
     if rotation.older_than is not None:
         created = parse_time(current.get("link_created_at"))
         if created is None:
-            return None, ("rotate_older_than: the API does not report when the registration's link was made "
-                          "(link_created_at %s); rotation needs a Ductape API with the lifecycle extension"
-                          % quoted(current.get("link_created_at")))
+            return None, ("rotate_older_than: %s: its registrations do not say when their link was made "
+                          "(link_created_at %s)" % (ROTATION_NOT_OFFERED % quoted(slug),
+                                                    quoted(current.get("link_created_at"))))
         if (now - created).total_seconds() >= rotation.older_than:
             due = max(due, 1)
     return due, None
@@ -563,9 +582,9 @@ def plan_env(env, current, state, now=None, auth_unknown=AUTH_UNKNOWN_CHANGED):
     elif state == "disabled" and action != ABSENT and not is_disabled(current):
         steps.append(STEP_DISABLE)
     if state == "present":
-        due, problem = rotations_due(env.rotation, current, now or utc_now())
+        due, problem = rotations_due(env.rotation, current, now or utc_now(), env.slug)
         if problem:
-            return None, "%s in env %s" % (problem, quoted(env.slug))
+            return None, problem
         steps.extend([STEP_ROTATE] * due)
     if action == UNCHANGED and steps:
         # What a reader looks for first: a new link, else the change of state.
@@ -573,7 +592,7 @@ def plan_env(env, current, state, now=None, auth_unknown=AUTH_UNKNOWN_CHANGED):
     return EnvOutcome(env, action, current, None, auth_changed, steps, unknown, resend), None
 
 
-def _plan(webhook, reading, product, state, auth_unknown=AUTH_UNKNOWN_CHANGED):
+def _plan(webhook, reading, product, state, auth_unknown=AUTH_UNKNOWN_CHANGED, check_mode=False):
     """[EnvOutcome] with the planned actions, or a failure message (unknown webhook, unknown env)."""
     if reading.error:
         return None, reading.error
@@ -590,7 +609,10 @@ def _plan(webhook, reading, product, state, auth_unknown=AUTH_UNKNOWN_CHANGED):
     planned = []
     now = utc_now()
     for env in webhook.envs:
-        outcome, problem = plan_env(env, current_by_env.get(env.slug), webhook.state or state, now, auth_unknown)
+        current = current_by_env.get(env.slug)
+        outcome, problem = plan_env(env, current, webhook.state or state, now, auth_unknown)
+        if not problem and check_mode and STEP_DISABLE in outcome.steps:
+            problem = check_mode_not_offered("disable the registration in env %s" % quoted(env.slug), current)
         if problem:
             return None, problem
         planned.append(outcome)
@@ -770,7 +792,7 @@ def converge(client, product, webhooks, state, check_mode, parallelism=DEFAULT_P
         webhooks = list(webhooks) + pruned
     for index, webhook in enumerate(webhooks):
         planned, problem = _plan(webhook, readings[(webhook.access_tag, webhook.webhook_tag)], product, state,
-                                 auth_unknown)
+                                 auth_unknown, check_mode)
         if problem is not None:
             outcomes.append(Outcome(webhook, [EnvOutcome(env) for env in webhook.envs], problem))
             continue
@@ -883,6 +905,9 @@ def env_result(env):
         result["rotated"] = rotations
     if env.auth_unknown:
         result["auth_compared"] = False
+    if source and "provider_registration" not in source and not env.state.link_only:
+        # The server says nothing of the provider (the hosted Ductape): unknown, not "no endpoint".
+        result["provider_reported"] = False
     return result
 
 

@@ -146,7 +146,10 @@ options:
       - V(absent) removes the registration of each listed env; only O(envs[].slug) is needed.
       - V(disabled) disables the registration of each listed env (see O(envs[].url)); its link answers HTTP 410
         and stores nothing, the registration keeps its uuid and link. Needs a Ductape API with the lifecycle
-        extension (ductape-local).
+        extension (ductape-local); a server without it fails the env naming the operation, and so does check
+        mode where the server lists the registration with no lifecycle C(state).
+      - In check mode, V(absent) cannot tell whether the server offers the removal (its rows carry no sign of it)
+        and reports the env as it would be deleted.
       - V(absent) needs C(DELETE /webhooks/v1/registrations/{uuid}), an extension of ductape-local that the hosted
         Ductape is not known to offer; a server without it fails the env naming the operation and saying so.
     type: str
@@ -348,6 +351,26 @@ EXAMPLES = r"""
           - slug: prd
             url: https://api.example.com/hooks/stripe/payment-succeeded
     prune: disabled
+
+- name: A new product on the hosted Ductape, named as Ductape names it (workspace-prefixed tags, envs snd and prd)
+  module_defaults:
+    group/ductape.webhooks.ductape:
+      api_url: https://api.ductape.app
+      access_key: "{{ vault_ductape_access_key }}"
+      auth_header: x-access-token
+      auth_unknown: send
+  ductape.webhooks.ductape_webhook:
+    product: acme_space:shop
+    access_tag: ductape:paystack
+    webhook_tag: charge_success
+    envs:
+      - slug: snd
+        url: https://snd.shop.example.com/hooks/paystack/charge-success
+      - slug: prd
+        url: https://shop.example.com/hooks/paystack/charge-success
+        auth:
+          headers:
+            Authorization: "Bearer {{ vault_paystack_secret_key }}"
 """
 
 RETURN = r"""
@@ -451,6 +474,14 @@ envs:
         - V(false) when the API gave no auth digest for the env, so that the stored auth could not be compared
           with O(envs[].auth); what was done is what O(auth_unknown) says, and the task warns.
       returned: when the stored auth could not be compared
+      type: bool
+      sample: false
+    provider_reported:
+      description:
+        - V(false) when the API's registration does not say whether Ductape registered the link at the provider
+          (the hosted Ductape's answers carry no provider status); C(provider_registration) is then null because it
+          is unknown, not because the app's environment has no registration endpoint.
+      returned: when the API did not report the provider registration
       type: bool
       sample: false
 webhooks:

@@ -140,6 +140,15 @@ EXAMPLES = r"""
           - slug: prd
             url: https://api.example.com/hooks/paystack/charge-success
   register: links
+
+- name: The sandbox link of a new product named as Ductape names it (workspace-prefixed tags, env snd)
+  ductape.webhooks.ductape_webhook_link:
+    product: acme_space:shop
+    access_tag: ductape:paystack
+    webhook_tag: charge_success
+    env: snd
+    url: https://snd.shop.example.com/hooks/paystack/charge-success
+  register: sandbox_link
 """
 
 RETURN = r"""

@@ -20,6 +20,8 @@ description:
   - The task fails when the receiver did not accept the event (the delivery failed, or it was still pending at the
     end of the wait), so a playbook can gate a deploy on it.
   - Needs a Ductape API with the lifecycle extension (ductape-local, C(POST /webhooks/v1/registrations/{uuid}/test)).
+    A server without it fails the task naming the operation and saying that this Ductape API does not offer it; in
+    check mode, which sends nothing, a registration listed without a lifecycle C(state) fails the same way.
 author:
   - Ductape maintainers (@ductape)
 extends_documentation_fragment:
@@ -185,6 +187,7 @@ waited:
 import time
 
 from ansible_collections.ductape.webhooks.plugins.module_utils._engine import (
+    check_mode_not_offered,
     filter_problems,
     is_disabled,
     mask_urls_deep,
@@ -283,6 +286,9 @@ def run(params, check_mode, want_diff, warn):
             return dict(refusal(["%s is disabled: its link stores no event, so a test cannot pass; enable it first "
                                  "(ductape.webhooks.ductape_webhook with state=present)" % name]), **found)
         if check_mode:
+            problem = check_mode_not_offered("send a test event through %s" % name, registration)
+            if problem:
+                return dict(refusal([problem]), **found)
             return dict(found, changed=True, event_id=None, status="not_sent",
                         msg="check mode: no test event was sent through %s" % name)
         sent = client.send_test(registration["uuid"], payload=params["payload"], max_attempts=params["max_attempts"],

@@ -100,7 +100,8 @@ registrations:
       type: str
       returned: always
     link:
-      description: "The Ductape link (null in check mode for one not created yet)."
+      description: "The Ductape link (null in check mode for one not created yet, and where the API's answers give
+        none, as the hosted Ductape's register and listing do)."
       type: str
       returned: always
     url:
@@ -114,6 +115,11 @@ registrations:
     provider_registration:
       description: "The provider registration's outcome in full mode, or null."
       type: dict
+      returned: always
+    provider_reported:
+      description: "False where the API does not say whether the provider holds the link (the hosted Ductape);
+        C(provider_registration) is then null because it is unknown."
+      type: bool
       returned: always
     paste_link:
       description: "Whether a person must paste the link into the provider's dashboard."

@@ -243,3 +243,25 @@ def test_an_empty_summary_says_there_is_nothing_to_paste():
         "Product 'shop': 0 registration(s) in 0 environment(s)",
         "No link to paste: every registration is registered at its provider.",
     ]
+
+
+def test_a_real_run_on_an_api_that_reports_no_provider_status_nor_link_says_so():
+    """The hosted Ductape's answers (ductape-local --compat ductape) carry neither: the summary must not
+    claim "no provider registration endpoint" nor "(created on a real run)" after a real run."""
+    full = {"changed": True, "webhooks": [
+        {"access_tag": "ductape:paystack", "webhook_tag": "charge_success", "changed": True,
+         "envs": [{"slug": "prd", "action": "created", "uuid": "u9", "link": None, "url": "https://p/c",
+                   "method": "POST", "provider_registration": None, "provider_reported": False}]}]}
+    rows = register_registrations(full, {"webhooks": []}, ["prd"], {"prd": "prd"})
+    assert rows[0]["provider_reported"] is False and rows[0]["paste_link"] is True
+    assert register_summary(rows, "acme_space:shop") == [
+        "Product 'acme_space:shop': 1 registration(s) in 1 environment(s): 1 created",
+        "prd (host prd):",
+        "  ductape:paystack/charge_success: created, POST https://p/c "
+        "(the API does not say whether the provider holds the link)",
+        "Links to paste into the providers' dashboards (nobody registered them at the provider, or the API does "
+        "not say):",
+        "  prd  ductape:paystack/charge_success  (the API's answers give no link for it)",
+    ]
+    assert register_summary(rows, "acme_space:shop", True)[-1] == (
+        "  prd  ductape:paystack/charge_success  (created on a real run)")

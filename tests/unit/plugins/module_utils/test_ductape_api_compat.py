@@ -325,3 +325,30 @@ def test_workspace_prefixed_tags_are_sent_encoded_and_named_in_messages():
     with pytest.raises(DuctapeApiError) as raised:
         api.webhooks(PRODUCT, ACCESS_TAG)
     assert str(raised.value).startswith("list the webhooks of ductape:paystack in product acme_space:shop")
+
+
+def test_a_registration_without_provider_status_is_reported_as_unknown_not_as_no_endpoint():
+    http = RoutedHTTP(HostedLike([row("snd", "https://r.example/h")]))
+    outcome = converge(http, [("snd", "https://r.example/h"), ("prd", "https://r.example/p")], "send")
+    shown = dict((env["slug"], env) for env in engine.single_report(outcome, want_diff=False)["envs"])
+    for slug in ("snd", "prd"):  # the listing's row, and register's answer for a new env
+        assert shown[slug]["provider_registration"] is None and shown[slug]["provider_reported"] is False
+    # a server that says "no registration endpoint" (null) is believed
+    from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import auth_digest
+
+    http = RoutedHTTP(HostedLike([dict(row("snd", "https://r.example/h"), provider_registration=None,
+                                       auth_digest=auth_digest(AUTH))]))
+    outcome = converge(http, [("snd", "https://r.example/h")], "send")
+    assert writes(http) == [] and "provider_reported" not in engine.env_result(outcome.envs[0])
+
+
+def test_check_mode_does_not_report_a_disable_that_the_server_cannot_do():
+    """state=disabled on a row without lifecycle state: the real run fails on the missing route, so check
+    mode fails too, before any write, instead of reporting the env as disabled."""
+    http = RoutedHTTP(HostedLike([row("snd", "https://r.example/h")]))
+    api = DuctapeClient(API_URL, KEY, warn=http.warnings.append, session=http.session, retries=0)
+    states = [engine.WebhookState(ACCESS_TAG, "charge_success", [engine.EnvState("snd")])]
+    [outcome] = engine.converge(api, PRODUCT, states, "disabled", True)
+    assert outcome.failed and not outcome.changed and writes(http) == []
+    assert outcome.msg.startswith('disable the registration in env "snd": this Ductape API does not offer it: its '
+                                  "registrations carry no lifecycle state")

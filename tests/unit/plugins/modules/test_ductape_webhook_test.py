@@ -104,3 +104,16 @@ def test_options_are_refused_naming_field_and_value(scripted, option, value, mes
     http = scripted([])
     assert module.run(dict(PARAMS, **{option: value}), False, False, None)["msg"] == message
     assert http.sent == []
+
+
+def test_check_mode_on_a_server_without_the_lifecycle_extension_fails_as_a_real_run_would(scripted):
+    """A row as the hosted Ductape lists it (no lifecycle state): check mode cannot ask the server whether it
+    offers test events, so it reads the row and says so rather than report a test it could not send."""
+    row = {"uuid": "u1", "productEnv": "prd", "appEnv": "live", "url": "https://h.example/x", "method": "POST",
+           "active": False}
+    http = scripted([answer(200, [{"tag": "paid", "name": "Paid", "config": [row]}])])
+    result = module.run(dict(PARAMS), True, False, None)
+    assert result["failed"] is True and result["changed"] is False and result["registration_uuid"] == "u1"
+    assert result["msg"].startswith("send a test event through stripe/paid in env prd: this Ductape API does not "
+                                    "offer it: its registrations carry no lifecycle state")
+    assert [sent.method for sent in http.sent] == ["GET"]

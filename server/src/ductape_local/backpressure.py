@@ -16,15 +16,6 @@ delivery threads is taken, so its backlog waits).
 
 One thread looks every REFRESH_S at the urls that got events since its last look or still have pending
 deliveries (one index lookup each); the accept path only tests whether its url is in the set it found.
-
-Ingress first: while events arrive faster than BURST_RATE per second and no due delivery has waited
-DEFER_SHARE of the lag yet, the delivery threads claim nothing new (`deliveries_wait`), so that a burst
-is accepted at the rate of the accept path alone instead of sharing the CPUs with delivery. Once the
-burst ends or a due delivery has waited that long, delivery goes on at full speed: nothing accepted is
-left behind, and a delivery waits at most that long (plus one look) more than it would have. A burst
-that outlasts the deferral reaches the back-pressure lag sooner (its senders are then held as above).
-A receiver whose due backlog is older than that (one that hangs) leaves delivery undeferred for every
-url; a lag of 0 turns both off.
 """
 from __future__ import annotations
 
@@ -32,7 +23,7 @@ import asyncio
 import logging
 import threading
 import time
-from typing import Callable, Iterable
+from typing import Iterable
 
 from .auth_digest import mask_url
 from .events import EventStore
@@ -44,10 +35,6 @@ REFRESH_S = 0.1
 HOLD_POLL_S = 0.05
 # A url that starts lagging is logged at most once in this many seconds (a paced sender goes in and out).
 LOG_EVERY_S = 60.0
-# Ingress first (above): events per second that make a burst, and the share of the back-pressure lag
-# within which delivery waits for it (what they do to the relay benchmark: benchmarks/README.md, relayfast).
-BURST_RATE = 500.0
-DEFER_SHARE = 0.8
 
 
 class Backpressure:
@@ -66,23 +53,16 @@ class Backpressure:
         # events held, and of those accepted when their hold ran out (for the log and the tests)
         self.held = 0
         self.held_out = 0
-        # ingress first: events stored since the last look, and whether delivery waits for the burst
-        self._stored = 0
-        self._looked_at = time.monotonic()
-        self.deliveries_wait = False
-        # called when deliveries_wait ends (the delivery worker's wake-up)
-        self.on_deliveries_resume: Callable[[], None] = lambda: None
 
     @property
     def enabled(self) -> bool:
         return self.lag > 0
 
-    def note(self, urls: Iterable[str], stored: int = 0) -> None:
-        """`stored` events for these receiver urls were just stored (called by the group commit)."""
+    def note(self, urls: Iterable[str]) -> None:
+        """Events for these receiver urls were just stored (called by the group commit)."""
         if self.enabled:
             with self._lock:
                 self._fresh.update(urls)
-                self._stored += stored
 
     def lagging(self, url: str | None) -> bool:
         return url is not None and url in self._lagging
@@ -114,7 +94,6 @@ class Backpressure:
         if thread is not None:
             thread.join(wait_s)
         self._lagging = frozenset()
-        self.deliveries_wait = False
 
     def _run(self) -> None:
         try:
@@ -129,17 +108,9 @@ class Backpressure:
     def _look(self) -> None:
         with self._lock:
             fresh, self._fresh = self._fresh, set()
-            stored, self._stored = self._stored, 0
         oldest = self._events.oldest_pending(self._watched | fresh)
         self._watched = set(oldest)
-        wall = time.time()
-        behind = wall - self.lag
-        looked_at, self._looked_at = self._looked_at, time.monotonic()
-        burst = stored >= BURST_RATE * (self._looked_at - looked_at)
-        waited = self.deliveries_wait
-        self.deliveries_wait = burst and min(oldest.values(), default=wall) > wall - self.lag * DEFER_SHARE
-        if waited and not self.deliveries_wait:
-            self.on_deliveries_resume()
+        behind = time.time() - self.lag
         lagging = frozenset(url for url, due in oldest.items() if due <= behind)
         now = time.monotonic()
         for url in lagging - self._lagging:

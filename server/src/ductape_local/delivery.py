@@ -2,9 +2,7 @@
 
 A few threads, each with its own SQLite connection and its own kept-alive HTTP connections (one per
 destination it talked to), claim one due delivery at a time, send it, and record the attempt. The
-ingress route wakes them after each insert; otherwise they sleep until the next retry is due. During
-a burst of events they claim nothing new for a bounded time (`wait_while`; backpressure.py, "Ingress
-first"), leaving the CPUs to the accept path.
+ingress route wakes them after each insert; otherwise they sleep until the next retry is due.
 
 Promises kept here:
 
@@ -62,8 +60,6 @@ IDLE_RECHECK_S = 1.0
 DRAIN_BYTES = 65536
 # Kept-alive connections per worker thread (least recently used ones are closed beyond that).
 MAX_IDLE_CONNECTIONS = 32
-# How often a thread waiting for an ingress burst (DeliveryWorker.wait_while) looks again.
-BURST_POLL_S = 0.05
 # How often attempts past their deadline are looked for.
 DEADLINE_TICK_S = 0.1
 # Most deliveries to one receiver url a thread claims at once (one statement), sent one after the other.
@@ -492,8 +488,6 @@ class DeliveryWorker:
         self._nothing_past: tuple[tuple[str, ...], int, float, float | None] | None = None
         self._deadlines = Deadlines()
         self._recorder = Recorder(self._write_outcomes, self._store)
-        # true while the threads leave the CPUs to an ingress burst (see wait_while)
-        self._waiting: Callable[[], bool] = lambda: False
 
     @classmethod
     def for_config(cls, store: EventStore, config: Any, **options: Any) -> "DeliveryWorker":
@@ -541,19 +535,12 @@ class DeliveryWorker:
         # what was sent is written before the process ends
         self._recorder.stop(max(1.0, deadline - time.monotonic()))
 
-    def wait_while(self, condition: Callable[[], bool]) -> None:
-        """The threads claim nothing while `condition()` is true (backpressure.Backpressure.deliveries_wait,
-        ingress first), looking again every BURST_POLL_S; what is in flight goes on."""
-        self._waiting = condition
-
     def wake(self, urls: Iterable[str] | None = None) -> None:
         """Wakes one sleeping thread: new deliveries are due, to these receiver urls (None: any).
 
         When every one of ``urls`` goes to a destination already at its share, nobody is woken: a
         sleeping thread could not claim them, only look through the whole backlog to find that out,
         and each thread holding that destination claims again as soon as its batch is done."""
-        if self._waiting():
-            return  # every thread looks again within BURST_POLL_S
         if urls is not None:
             share, busy = self._share, self._busy
             if all(busy.get(destination_key(url), 0) >= share for url in urls):
@@ -571,9 +558,6 @@ class DeliveryWorker:
                 with self._wakeup:
                     seen_generation = self._generation
                 next_due = None
-                if self._waiting():
-                    time.sleep(BURST_POLL_S)
-                    continue
                 try:
                     self._release_unreleased()
                     batch = self._claim()

@@ -106,7 +106,7 @@ class GroupCommit:
             if accepted:
                 urls = {target.url for _, target, _, _ in accepted}
                 self._middleware.worker.wake(urls)
-                self._middleware.backpressure.note(urls, len(accepted))
+                self._middleware.backpressure.note(urls)
         # one call per event loop (one per server process) settles every answer of the batch
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any]]] = {}
         for (_, _, loop, answer), outcome in zip(batch, outcomes):
@@ -139,8 +139,6 @@ class Middleware:
         self.events = EventStore(str(config.db_path))
         self.worker = DeliveryWorker.for_config(self.events, config, on_delivered=registrations.mark_active)
         self.backpressure = Backpressure(self.events, config.backpressure_lag, config.backpressure_hold)
-        self.worker.wait_while(lambda: self.backpressure.deliveries_wait)
-        self.backpressure.on_deliveries_resume = self.worker.wake
         # uuid -> (registrations_version when read, Target, IngressRule, end of a rotation's grace period
         # or None): the accept path reads the registration once per version instead of opening a
         # connection per event.

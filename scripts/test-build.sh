@@ -92,6 +92,9 @@ ansible-doc -t role ductape.webhooks.register >"$WORK/role.txt" 2>"$WORK/role.er
 grep -qE '^ENTRY POINT: \*?main\*? - [^[:space:]]' "$WORK/role.txt" \
   || { cat "$WORK/role.txt" >&2; fail "the role's documentation shows no main entry point with a description"; }
 grep -q 'ductape_product' "$WORK/role.txt" || fail "the role's documentation lacks its options"
+# Its examples (meta/argument_specs.yml); ansible-doc prints a role's examples from ansible-core 2.17 on.
+grep -q 'EXAMPLES:' "$WORK/role.txt" && grep -qF -- '- role: ductape.webhooks.register' "$WORK/role.txt" \
+  || { cat "$WORK/role.txt" >&2; fail "the role's documentation shows no examples"; }
 ansible-doc --json -t role ductape.webhooks.register >"$WORK/role.json" || fail "ansible-doc --json -t role failed"
 python - "$WORK/role.json" "$INSTALLED" <<'EOF' || fail "ansible-doc read the role from somewhere else"
 import json, sys
@@ -100,6 +103,8 @@ if role["path"] != sys.argv[2] and not role["path"].startswith(sys.argv[2] + "/"
     sys.exit(f"role documented from {role['path']}, not from the installed artifact")
 if not role["entry_points"]["main"].get("short_description"):
     sys.exit("the main entry point has no short_description")
+if "- role: ductape.webhooks.register" not in (role["entry_points"]["main"].get("examples") or ""):
+    sys.exit("the main entry point has no examples")
 EOF
 
 step "ansible-builder finds the installed collection's Python requirements"

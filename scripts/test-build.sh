@@ -123,4 +123,18 @@ grep -q 'ductape.webhooks' "$WORK/ee-context/_build/requirements.yml" \
 grep -q 'ansible-galaxy collection install' "$WORK/ee-context/Containerfile" \
   || fail "the Containerfile does not install the collections"
 
+step "ductape-local's wheel builds with no setuptools deprecation warning (server/pyproject.toml)"
+# From a copy, so that the build leaves nothing in the checkout; in pip's isolated build environment,
+# with the setuptools that server/pyproject.toml requires.
+mkdir -p "$WORK/server-src"
+(cd "$REPO/server" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$WORK/server-src")
+"$BIN/python" -m pip wheel --no-deps --no-cache-dir -w "$WORK/server-dist" "$WORK/server-src" \
+    >"$WORK/server-wheel.log" 2>&1 || { cat "$WORK/server-wheel.log" >&2; fail "the ductape-local wheel does not build"; }
+if grep -E "DeprecationWarning|BuildBackendWarning|is deprecated" "$WORK/server-wheel.log" >"$WORK/server-warnings.txt"; then
+  cat "$WORK/server-warnings.txt" >&2
+  fail "building ductape-local prints a deprecation warning (above)"
+fi
+wheels=("$WORK"/server-dist/ductape_local-*.whl)
+[[ ${#wheels[@]} -eq 1 ]] || fail "pip built no ductape-local wheel"
+
 step "OK: $(basename "$TARBALL") ($(wc -l <"$WORK/contents.txt") entries) installs and documents itself"

@@ -202,13 +202,27 @@ def svg(figures: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def check_drawing(drawing: str, figures: dict) -> None:
+    """The SVG is well-formed and draws every series of both panels, each point of it as a dot."""
+    tree = ElementTree.fromstring(drawing)
+    found = rows(figures["converge"])
+    series = curves(found, "webhooks", "rtt_ms") + curves(found, "rtt_ms", "webhooks")
+    svg_ns = "{http://www.w3.org/2000/svg}"
+    lines = [line.findtext(svg_ns + "title") for line in tree.iter(svg_ns + "polyline")]
+    dots = len(list(tree.iter(svg_ns + "circle")))
+    expected_dots = sum(len(points) for *_ignored, points in series)
+    if not series or lines != [label for label, *_ignored in series] or dots != expected_dots:
+        raise ValueError(f"the picture draws {len(lines)} lines and {dots} points; the figures have {len(series)} "
+                         f"series and {expected_dots} points")
+
+
 def write_curves(figures: dict, smoke: bool, path: pathlib.Path | None = None) -> str:
     """Draws the curves into `path` (default benchmarks/curves.svg); a smoke run draws and checks them
     but writes nothing. Returns the line to print."""
     if not figures.get("converge"):
         return "Curves: not drawn (no converge figures in this run)"
     drawing = svg(figures)
-    ElementTree.fromstring(drawing)  # well-formed, or this fails loudly (also in the smoke run)
+    check_drawing(drawing, figures)  # also in the smoke run
     if smoke and path is None:
         return f"Curves: drawn ({len(drawing)} bytes of SVG; a smoke run writes no picture)"
     path = path or CURVES

@@ -26,9 +26,15 @@ from pathlib import Path
 
 import ansible as ansible_package
 import yaml
+from ansible.release import __version__ as CORE_VERSION
 from ductape_local.testing import LocalServer
 
 ROOT = Path(__file__).resolve().parent.parent
+# A line of the role's examples (roles/register/meta/argument_specs.yml): `ansible-doc -t role --json`
+# carries them on every core, the text form shows them from ansible-core 2.17 on (2.16 prints a role's
+# description, options and author only).
+ROLE_EXAMPLE = "- role: ductape.webhooks.register"
+ROLE_TEXT_EXAMPLES_SINCE = (2, 17)
 
 
 def connection_modules() -> set[str]:
@@ -36,6 +42,12 @@ def connection_modules() -> set[str]:
     documents the role's one task, reads the role's variables instead)."""
     runtime = yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text(encoding="utf-8"))
     return set(runtime["action_groups"]["ductape"])
+
+
+def core_shows_role_examples() -> bool:
+    return tuple(int(part) for part in CORE_VERSION.split(".")[:2]) >= ROLE_TEXT_EXAMPLES_SINCE
+
+
 BIN = Path(sys.executable).parent
 COLLECTION = "ductape.webhooks"
 INVENTORY = ["-i", "examples/inventory.yml"]
@@ -143,6 +155,8 @@ def check_docs(ansible: Ansible) -> int:
                         entry = doc.get("entry_points", {}).get("main", {})
                         check(bool(entry.get("short_description")) and bool(entry.get("options")),
                               f"{name}: the main entry point has no short_description or options", output)
+                        check(ROLE_EXAMPLE in (entry.get("examples") or ""),
+                              f"{name}: the main entry point has no examples", output)
                     else:
                         body = doc.get("doc") or {}
                         check(bool(body.get("short_description")) and bool(doc.get("examples")),
@@ -154,6 +168,9 @@ def check_docs(ansible: Ansible) -> int:
                 for name in names:
                     # "> DUCTAPE.WEBHOOKS.X" on 2.16, "> MODULE ductape.webhooks.x" on 2.19 and later.
                     check(name in completed.stdout.lower(), f"ansible-doc -t {kind} did not render {name}", output)
+                if kind == "role" and core_shows_role_examples():
+                    check("EXAMPLES:" in completed.stdout and ROLE_EXAMPLE in completed.stdout,
+                          f"ansible-doc -t role shows no examples on ansible-core {CORE_VERSION}", output)
         rendered += len(names)
     return rendered
 

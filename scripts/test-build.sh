@@ -92,6 +92,9 @@ ansible-doc -t role ductape.webhooks.register >"$WORK/role.txt" 2>"$WORK/role.er
 grep -qE '^ENTRY POINT: \*?main\*? - [^[:space:]]' "$WORK/role.txt" \
   || { cat "$WORK/role.txt" >&2; fail "the role's documentation shows no main entry point with a description"; }
 grep -q 'ductape_product' "$WORK/role.txt" || fail "the role's documentation lacks its options"
+# Its examples (meta/argument_specs.yml); ansible-doc prints a role's examples from ansible-core 2.17 on.
+grep -q 'EXAMPLES:' "$WORK/role.txt" && grep -qF -- '- role: ductape.webhooks.register' "$WORK/role.txt" \
+  || { cat "$WORK/role.txt" >&2; fail "the role's documentation shows no examples"; }
 ansible-doc --json -t role ductape.webhooks.register >"$WORK/role.json" || fail "ansible-doc --json -t role failed"
 python - "$WORK/role.json" "$INSTALLED" <<'EOF' || fail "ansible-doc read the role from somewhere else"
 import json, sys
@@ -100,6 +103,8 @@ if role["path"] != sys.argv[2] and not role["path"].startswith(sys.argv[2] + "/"
     sys.exit(f"role documented from {role['path']}, not from the installed artifact")
 if not role["entry_points"]["main"].get("short_description"):
     sys.exit("the main entry point has no short_description")
+if "- role: ductape.webhooks.register" not in (role["entry_points"]["main"].get("examples") or ""):
+    sys.exit("the main entry point has no examples")
 EOF
 
 step "ansible-builder reads the installed collection's requirements: none (ansible-core and the standard library)"
@@ -119,5 +124,19 @@ grep -q 'ductape.webhooks' "$WORK/ee-context/_build/requirements.yml" \
   || fail "the EE build context does not install ductape.webhooks"
 grep -q 'ansible-galaxy collection install' "$WORK/ee-context/Containerfile" \
   || fail "the Containerfile does not install the collections"
+
+step "ductape-local's wheel builds with no setuptools deprecation warning (server/pyproject.toml)"
+# From a copy, so that the build leaves nothing in the checkout; in pip's isolated build environment,
+# with the setuptools that server/pyproject.toml requires.
+mkdir -p "$WORK/server-src"
+(cd "$REPO/server" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$WORK/server-src")
+"$BIN/python" -m pip wheel --no-deps --no-cache-dir -w "$WORK/server-dist" "$WORK/server-src" \
+    >"$WORK/server-wheel.log" 2>&1 || { cat "$WORK/server-wheel.log" >&2; fail "the ductape-local wheel does not build"; }
+if grep -E "DeprecationWarning|BuildBackendWarning|is deprecated" "$WORK/server-wheel.log" >"$WORK/server-warnings.txt"; then
+  cat "$WORK/server-warnings.txt" >&2
+  fail "building ductape-local prints a deprecation warning (above)"
+fi
+wheels=("$WORK"/server-dist/ductape_local-*.whl)
+[[ ${#wheels[@]} -eq 1 ]] || fail "pip built no ductape-local wheel"
 
 step "OK: $(basename "$TARBALL") ($(wc -l <"$WORK/contents.txt") entries) installs and documents itself"

@@ -77,6 +77,10 @@ for expected in index.rst register_role.rst ductape_webhook_module.rst ductape_w
     ductape_webhook_info_module.rst; do
   [[ -s "$WORK/reference/$expected" ]] || fail "antsibull-docs generated no $expected"
 done
+# The role's page shows its examples (meta/argument_specs.yml) as well as its options.
+grep -q '^Examples$' "$WORK/reference/register_role.rst" \
+    && grep -qF -- '- role: ductape.webhooks.register' "$WORK/reference/register_role.rst" \
+  || fail "the role's reference (register_role.rst) shows no examples: give its entry point examples in roles/register/meta/argument_specs.yml"
 if $UPDATE; then
   rm -rf "$REFERENCE" && mkdir -p "$REFERENCE"
   cp -a "$WORK/reference/." "$REFERENCE/"

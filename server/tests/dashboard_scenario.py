@@ -4,11 +4,13 @@ scripts/dashboard_screenshot.py (the picture in the docs).
     with DashboardScenario(hostile=True) as scenario:
         scenario.server.url, scenario.uuids["prd"], scenario.events["failed"], scenario.secrets
 
-- prd: a full registration whose auth carries a secret; its receiver answers 200 (deliveries delivered)
+- prd: a full registration whose auth carries a secret, registered at the provider's endpoint (which
+  answers 201); its receiver answers 200 (deliveries delivered)
 - stg: a link whose receiver answers 400 twice and then 200 (two dead letters; a replay delivers one)
 - dev: a link whose url carries a token in its query; its receiver answers 503 (pending: the retry
   schedule waits 10 minutes, longer than any test)
 - spare: invoice_paid in stg, no event (for a test that disables and enables it)
+- rotate: invoice_paid in dev, no event (for the tests that rotate it)
 hostile=True also names a webhook with markup and registers a url holding markup, which the page must
 show as text.
 """
@@ -21,6 +23,7 @@ import requests
 
 from delivery_receiver import Answer, Receiver
 from ductape_local.testing import LocalServer
+from provider_endpoint import ProviderEndpoint
 
 ACCESS_KEY = "dtl_dashboard_key_7Qm2xT9v"
 OTHER_KEY = "dtl_other_product_key_k3Lp"
@@ -35,9 +38,10 @@ RETRY_SCHEDULE = "600,600"
 DEADLINE = 20.0
 
 
-def seed(hostile: bool) -> dict[str, Any]:
+def seed(hostile: bool, provider_url: str) -> dict[str, Any]:
+    endpoint = {"url": provider_url + "/v1/webhook_endpoints", "method": "POST", "link_in": "body", "link_key": "url"}
     stripe_webhooks = [
-        {"tag": "payment_succeeded", "name": "Payment succeeded"},
+        {"tag": "payment_succeeded", "name": "Payment succeeded", "registration": {"live": endpoint}},
         {"tag": "charge_refunded", "name": HOSTILE_NAME if hostile else "Charge refunded"},
         {"tag": "invoice_paid", "name": "Invoice paid"},
     ]
@@ -64,7 +68,8 @@ class DashboardScenario:
         self.ok = Receiver()
         self.flaky = Receiver(script=[Answer(400), Answer(400)])
         self.down = Receiver(default=Answer(503))
-        self.server = LocalServer(seed(hostile), retry_schedule=RETRY_SCHEDULE)
+        self.provider = ProviderEndpoint(status=201)
+        self.server = LocalServer(seed(hostile, self.provider.url), retry_schedule=RETRY_SCHEDULE)
         self.uuids: dict[str, str] = {}
         self.links: dict[str, str] = {}
         self.events: dict[str, list[str]] = {"delivered": [], "failed": [], "pending": []}
@@ -83,6 +88,7 @@ class DashboardScenario:
     def __enter__(self) -> "DashboardScenario":
         for receiver in (self.ok, self.flaky, self.down):
             receiver.__enter__()
+        self.provider.__enter__()
         self.server.__enter__()
         try:
             self._populate()
@@ -93,6 +99,7 @@ class DashboardScenario:
 
     def __exit__(self, *exc_info: object) -> None:
         self.server.__exit__(None, None, None)
+        self.provider.__exit__(None, None, None)
         for receiver in (self.ok, self.flaky, self.down):
             receiver.close()
 
@@ -113,7 +120,11 @@ class DashboardScenario:
         spare = self.call("POST", "/webhooks/v1/generate-link", json={
             **base, "webhook_tag": "invoice_paid", "env": "stg", "url": self.ok.url + "/hooks/invoices",
             "method": "POST"})["data"]
-        for env, registration in (("prd", full), ("stg", stg), ("dev", dev), ("refund", refund), ("spare", spare)):
+        rotate = self.call("POST", "/webhooks/v1/generate-link", json={
+            **base, "webhook_tag": "invoice_paid", "env": "dev", "url": self.ok.url + "/hooks/invoices-dev",
+            "method": "POST"})["data"]
+        for env, registration in (("prd", full), ("stg", stg), ("dev", dev), ("refund", refund), ("spare", spare),
+                                  ("rotate", rotate)):
             self.uuids[env] = registration["uuid"]
             self.links[env] = registration["link"]
         for env, count, outcome in (("prd", 3, "delivered"), ("stg", 2, "failed"), ("dev", 2, "pending"),
@@ -127,11 +138,12 @@ class DashboardScenario:
     def delivery(self, event_id: str) -> dict[str, Any]:
         return self.call("GET", f"/webhooks/v1/deliveries/{event_id}")["data"]
 
-    def wait_until_settled(self) -> None:
-        """Every event has reached its outcome (pending ones: their first attempt was answered)."""
+    def wait_until_settled(self, events: dict[str, list[str]] | None = None) -> None:
+        """Every event (of `events`, by outcome; default: the scenario's own) has reached its outcome
+        (pending ones: their first attempt was answered)."""
         deadline = time.monotonic() + DEADLINE
         while True:
-            unsettled = [e for outcome, ids in self.events.items() for e in ids
+            unsettled = [e for outcome, ids in (events or self.events).items() for e in ids
                          if not self._settled(self.delivery(e), outcome)]
             if not unsettled:
                 return

@@ -9,7 +9,7 @@ from http.cookies import SimpleCookie
 import pytest
 import requests
 
-from conftest import PRODUCT, data_of, error_of, example_seed
+from conftest import CLOSED_URL, PRODUCT, data_of, error_of, example_seed
 from ductape_local.dashboard import sessions as sessions_module
 from ductape_local.dashboard.sessions import COOKIE, Sessions
 from ductape_local.testing import LocalServer
@@ -123,7 +123,7 @@ def test_the_cookie_authenticates_control_plane_reads_and_writes_only_with_the_d
     # The cookie alone (what a cross-site request would carry, were SameSite not honoured) is no key.
     assert error_of(products(session, server), 401).startswith("missing access key")
     link = {"product": PRODUCT, "access_tag": "stripe-payments", "webhook_tag": "payment_succeeded", "env": "dev",
-            "url": "http://127.0.0.1:9/dashboard-cookie", "method": "POST"}
+            "url": f"{CLOSED_URL}/dashboard-cookie", "method": "POST"}
     assert error_of(session.post(server.url + "/webhooks/v1/generate-link", json=link, timeout=30), 401)
     made = data_of(session.post(server.url + "/webhooks/v1/generate-link", json=link, headers=MARK, timeout=30))
     assert made["url"] == link["url"]

@@ -103,6 +103,13 @@ def registration_row(page: Any, uuid: str) -> Any:
     return page.locator(f'tr[data-uuid="{uuid}"]')
 
 
+def current_registration(scenario: DashboardScenario, webhook_tag: str, env: str) -> dict[str, Any]:
+    """The registration of (webhook, env) as the API lists it now (a rotation gives it a new uuid)."""
+    listing = api(scenario, "/webhooks/v1/webhooks", product=PRODUCT, access_tag=ACCESS_TAG)["data"]
+    [found] = [r for w in listing if w["tag"] == webhook_tag for r in w["config"] if r["productEnv"] == env]
+    return found
+
+
 def test_sign_in_shows_the_products_registrations_and_links(tab, scenario):
     page = tab.sign_in()
     assert page.locator("#product").input_value() == PRODUCT
@@ -116,11 +123,23 @@ def test_sign_in_shows_the_products_registrations_and_links(tab, scenario):
             assert row.locator(".receiver").inner_text() == registration["url"]  # masked by the API
             assert row.get_attribute("data-env") == registration["productEnv"]
             assert row.locator(".badge.state").inner_text() == registration["state"]
+            assert row.locator(".generation").inner_text() == f"generation {registration['generation']}"
+            provider = registration["provider_registration"]
+            if provider is None:
+                assert row.locator("td.provider").inner_text() == "link only"
+            else:
+                assert row.locator(f".badge.{provider['status']}").inner_text() == provider["status"]
             shown += 1
     assert shown == len(scenario.uuids) == page.locator(f'[data-access-tag="{ACCESS_TAG}"] tr[data-uuid]').count()
     dev = registration_row(page, scenario.uuids["dev"])
     assert dev.locator(".receiver").inner_text().endswith("?token=********")
     assert page.locator('[data-access-tag="paystack-payments"]').inner_text().count("no registration") == 1
+    # The full registration's provider status: the provider's endpoint holds its link (it answered 201).
+    prd = registration_row(page, scenario.uuids["prd"])
+    assert prd.locator(".badge.registered").inner_text() == "registered"
+    assert "HTTP 201" in prd.inner_text()
+    [call] = scenario.provider.calls
+    assert call.body["url"] == scenario.links["prd"]
 
 
 def test_the_copy_button_copies_the_link(tab, scenario):
@@ -227,6 +246,61 @@ def test_disable_and_enable_change_the_registrations_state(tab, scenario):
     registration_row(page, uuid).locator(".badge.state").filter(has_text="enabled").wait_for()
     assert state_of_api() == "enabled"
     assert registration_row(page, uuid).locator(".link").inner_text() == link
+
+
+def test_rotate_gives_a_new_link_and_the_old_one_forwards_for_the_grace_chosen(tab, scenario):
+    page = tab.sign_in()
+    before = current_registration(scenario, "invoice_paid", "dev")
+    row = registration_row(page, before["uuid"])
+    row.locator("button.rotate-button").click()
+    row.locator("select.grace").select_option("3600")
+    row.locator("button.confirm-rotate").click()
+    generation = before["generation"] + 1
+    page.locator("#notice").filter(has_text=f"dev: new link (generation {generation}); the old link forwards until").wait_for()
+    after = current_registration(scenario, "invoice_paid", "dev")
+    assert after["uuid"] != before["uuid"] and after["link"] != before["link"] and after["generation"] == generation
+    assert after["previous_link"]["link"] == before["link"]
+    rotated = registration_row(page, after["uuid"])
+    rotated.wait_for()
+    assert registration_row(page, before["uuid"]).count() == 0
+    assert rotated.locator(".link").inner_text() == after["link"]
+    assert rotated.locator(".generation").inner_text() == f"generation {generation}"
+    assert rotated.locator(".previous-link .old-link").inner_text() == before["link"]
+    rotated.locator("button.copy").click()
+    assert page.evaluate("navigator.clipboard.readText()") == after["link"]
+    # Both links forward during the grace period (each event is delivered before the next test reads counts).
+    delivered = []
+    for link, event in ((before["link"], "evt_old_link_in_grace"), (after["link"], "evt_new_link")):
+        answer = requests.post(link, json={"id": event}, timeout=30)
+        assert answer.status_code == 202, answer.text
+        delivered.append(answer.json()["data"]["event_id"])
+    scenario.wait_until_settled({"delivered": delivered})
+
+
+def test_a_rotate_from_a_stale_page_is_refused_naming_the_generations(tab, scenario):
+    page = tab.sign_in()
+    before = current_registration(scenario, "invoice_paid", "dev")
+    # Another client rotates it (no grace: its link answers 410 at once) after the page read it.
+    scenario.call("POST", f"/webhooks/v1/registrations/{before['uuid']}/rotate", json={})
+    row = registration_row(page, before["uuid"])
+    row.locator("button.rotate-button").click()
+    row.locator("button.confirm-rotate").click()
+    page.locator("#notice.bad").filter(
+        has_text=f"is at generation {before['generation'] + 1}, not the expected {before['generation']}").wait_for()
+    after = current_registration(scenario, "invoice_paid", "dev")
+    assert after["generation"] == before["generation"] + 1, "rotated twice"
+    registration_row(page, after["uuid"]).wait_for()  # the page read the listing again
+    assert requests.post(before["link"], json={"id": "evt_after_rotation"}, timeout=30).status_code == 410
+
+
+def test_cancel_leaves_the_registration_as_it_was(tab, scenario):
+    page = tab.sign_in()
+    before = current_registration(scenario, "invoice_paid", "dev")
+    row = registration_row(page, before["uuid"])
+    row.locator("button.rotate-button").click()
+    row.locator("button.cancel-rotate").click()
+    assert row.locator("button.rotate-button").is_visible() and row.locator("select.grace").count() == 0
+    assert current_registration(scenario, "invoice_paid", "dev") == before
 
 
 def test_markup_in_a_webhook_name_or_url_shows_as_text(tab, scenario):

@@ -3,6 +3,7 @@ are cut off and cannot starve fast ones, a client that hangs up costs one quiet 
 numeric options refuse values out of their bounds at start."""
 from __future__ import annotations
 
+import json
 import select
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import requests
 
 from conftest import Api, data_of, error_of, shared_seed
 from ductape_local import config
+from ductape_local.access import MISSING_KEY, UNKNOWN_KEY
 from ductape_local.cli import build_parser
 from ductape_local.testing import LocalServer
 
@@ -71,15 +73,17 @@ def small():
         yield running
 
 
-@pytest.mark.parametrize("key_header", [b"", b"Authorization: Bearer dtl_not_a_key\r\n", b"x-access-token: nope\r\n"])
-def test_an_unauthenticated_300_mb_body_is_refused_before_it_is_read(small, key_header):
+@pytest.mark.parametrize("key_header, refusal", [(b"", MISSING_KEY),
+                                                 (b"Authorization: Bearer dtl_not_a_key\r\n", UNKNOWN_KEY),
+                                                 (b"x-access-token: nope\r\n", UNKNOWN_KEY)])
+def test_an_unauthenticated_300_mb_body_is_refused_before_it_is_read(small, key_header, refusal):
     declared = 300 * MB
     with connect(small) as sock:
         sock.sendall(b"POST /webhooks/v1/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      + key_header + f"Content-Length: {declared}\r\n\r\n".encode())
         answer, sent = send_until_answered(sock, declared, 64 * MB)
     assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
-    assert b"access key" in answer
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["errors"] == refusal, answer[:400]
     assert sent < 64 * MB, "the server read the body before answering"
     assert rss_mb(small.process.pid) < 300
 

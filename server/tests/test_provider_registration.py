@@ -132,10 +132,12 @@ def test_a_provider_call_under_way_reads_pending_and_its_failure_failed(closed_u
     the call leaves a status that says the provider's answer is missing (null would say: no endpoint)."""
     import threading
 
-    # The provider holds the call until the test has read the status, then refuses it.
+    # The provider holds the call until the test has read the status, then refuses it. The server waits
+    # for it longer than the hold can last (provider_endpoint's 120 s), so the release, not the clock,
+    # decides when the call ends: the default 5 s timeout could expire while a loaded machine reads.
     with ProviderEndpoint(status=500) as provider:
         held = provider.hold("/refund_body/")
-        with LocalServer(seed_with_endpoints(provider.url, closed_url)) as server:
+        with LocalServer(seed_with_endpoints(provider.url, closed_url), provider_timeout=600) as server:
             api = Api(server)
             answers = []
             call = threading.Thread(target=lambda: answers.append(register(api, "refund_body", envs=[

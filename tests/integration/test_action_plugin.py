@@ -377,7 +377,7 @@ def test_a_connection_option_from_the_environment_is_named_as_its_variable(tmp_p
     """An error about a value that came from DUCTAPE_API_URL or DUCTAPE_ACCESS_KEY names that variable
     (its message and its warnings), in both paths; an option the task gave is still named as the option."""
     from playbook import unreachable_url
-    down = unreachable_url()
+    down, elsewhere = unreachable_url(), unreachable_url()
     info = {"product": PRODUCT, "access_tag": ACCESS_TAG}
     tasks = [
         {"name": "env_down", "ductape.webhooks.ductape_webhook_info": info,
@@ -387,7 +387,7 @@ def test_a_connection_option_from_the_environment_is_named_as_its_variable(tmp_p
         {"name": "env_key", "ductape.webhooks.ductape_webhook_info": info, "vars": {"ductape_access_key": ""},
          "environment": {"DUCTAPE_API_URL": down, "DUCTAPE_ACCESS_KEY": "dtl_bad key "}, "ignore_errors": True},
         {"name": "given_option", "ductape.webhooks.ductape_webhook_info": {**info, "api_url": down, "retries": 0},
-         "environment": {"DUCTAPE_API_URL": "http://127.0.0.1:9"}, "ignore_errors": True},
+         "environment": {"DUCTAPE_API_URL": elsewhere}, "ignore_errors": True},
     ]
     completed = run_connection_play(tmp_path, host, tasks, {"ductape_access_key": KEY})
     output = completed.stdout + completed.stderr
@@ -408,6 +408,7 @@ def test_a_connection_option_from_the_environment_is_named_as_its_variable(tmp_p
     assert "dtl_bad" not in json.dumps(key_result)
     given = last_result(output, "given_option")
     assert "check the api_url option" in given["msg"] and "DUCTAPE_API_URL" not in given["msg"], given
+    assert f"the Ductape API at {down} " in given["msg"] and elsewhere not in given["msg"], given
 
 
 def role_play(server_url: str, webhooks: list[dict[str, Any]], **variables: Any) -> dict[str, Any]:

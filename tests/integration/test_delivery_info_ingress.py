@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from ductape_local.testing import LocalServer
+from playbook import unreachable_url
 
 ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 PRODUCT = "my-product"
@@ -50,7 +51,7 @@ def _link(server: LocalServer, webhook_tag: str, env: str) -> str:
     response = requests.post(
         server.url + "/webhooks/v1/generate-link", headers={"Authorization": f"Bearer {ACCESS_KEY}"},
         json={"product": PRODUCT, "access_tag": ACCESS_TAG, "webhook_tag": webhook_tag, "env": env,
-              "url": "http://127.0.0.1:9/unused", "method": "POST"}, timeout=30)
+              "url": unreachable_url() + "/unused", "method": "POST"}, timeout=30)
     assert response.status_code == 200, response.text
     return response.json()["data"]["link"]
 

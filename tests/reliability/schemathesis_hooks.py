@@ -2,9 +2,10 @@
 
 Random tags, uuids and event ids only ever reach a 404. Half of the generated requests get real
 values instead, so that the fuzzer reaches the code behind the 404:
-- register, generate-link, the webhooks listing and the deliveries listing: the seed's product,
-  access tag, webhook tag and env slugs;
-- the ingress routes (/webhooks/v1/process/{uuid}): the uuid of a registered link (FUZZ_LINK_UUIDS);
+- register, generate-link, the webhooks listing, the deliveries listing and summary, and the bulk
+  replay: the seed's product, access tag, webhook tag and env slugs;
+- the ingress routes (/webhooks/v1/process/{uuid}) and the test event of a registration: the uuid of a
+  registered link (FUZZ_LINK_UUIDS; a test event is sent to the link's receiver, as an event is);
 - deleting a registration: the uuid of one registered for the fuzzer to delete (FUZZ_DELETE_UUIDS),
   so that the links above keep working;
 - one delivery and its replay: the id of an event the server accepted (FUZZ_EVENT_IDS).
@@ -85,6 +86,9 @@ def flatmap_body(ctx, body):
     if isinstance(body.get("envs"), list):
         body = {**body, "envs": [{**e, "url": _loopback(e.get("url"))} if isinstance(e, dict) and "url" in e else e
                                  for e in body["envs"]]}
+    if _path(ctx).endswith("/deliveries/replay") and "product" in body:
+        return st.one_of(st.just(body), st.sampled_from(ACCESS_TAGS).map(
+            lambda tag: {**body, "product": PRODUCT, "access_tag": tag}))
     if not _path(ctx).endswith(("/register", "/generate-link")):
         return st.just(body)
     realistic = st.sampled_from(ACCESS_TAGS).flatmap(
@@ -94,8 +98,9 @@ def flatmap_body(ctx, body):
 
 @schemathesis.hook
 def flatmap_query(ctx, query):
-    """Half the time, a listing (of webhooks or of deliveries) of a real product and access tag."""
-    if not isinstance(query, dict) or "product" not in query or not _path(ctx).endswith(("/webhooks", "/deliveries")):
+    """Half the time, a listing (of webhooks or of deliveries) or the summary of a real product and access tag."""
+    if not isinstance(query, dict) or "product" not in query or not _path(ctx).endswith(
+            ("/webhooks", "/deliveries", "/deliveries/summary")):
         return st.just(query)
     return st.one_of(st.just(query), st.sampled_from(ACCESS_TAGS).map(
         lambda tag: {**query, "product": PRODUCT, "access_tag": tag}))
@@ -105,7 +110,11 @@ def _real_path_values(ctx):
     """(path parameter, real values) for the operation, or None."""
     path = _path(ctx)
     if "{uuid}" in path:
-        return "uuid", DELETE_UUIDS if path.startswith("/webhooks/v1/registrations/") else LINK_UUIDS
+        # Disable, rotate and delete would stop the links the ingress routes are sent to: they get the
+        # registrations made to be deleted. A test event leaves its link as it was.
+        if path.startswith("/webhooks/v1/registrations/") and not path.endswith("/test"):
+            return "uuid", DELETE_UUIDS
+        return "uuid", LINK_UUIDS
     if "{event_id}" in path:
         return "event_id", EVENT_IDS
     return None

@@ -169,13 +169,13 @@ def module_cases() -> list[Case]:
         Case("d-limit-type", D, "`limit: lots`", {"limit": "lots"}, "limit", "lots"),
         Case("t-missing-env", T, "`env` left out", {k: v for k, v in link().items() if k not in ("env", "url")},
              "env", None),
-        Case("t-max-attempts", T, "`max_attempts: 11`", {**tester_args(), "max_attempts": 11}, "max_attempts", "11"),
-        Case("t-wait-timeout", T, "`wait_timeout: 0`", {**tester_args(), "wait_timeout": 0}, "wait_timeout", "0"),
-        Case("t-payload-type", T, "`payload: hello` (not a mapping)", {**tester_args(), "payload": "hello"}, "payload",
+        Case("t-max-attempts", T, "`max_attempts: 11`", {**args_of_a_test_event(), "max_attempts": 11}, "max_attempts", "11"),
+        Case("t-wait-timeout", T, "`wait_timeout: 0`", {**args_of_a_test_event(), "wait_timeout": 0}, "wait_timeout", "0"),
+        Case("t-payload-type", T, "`payload: hello` (not a mapping)", {**args_of_a_test_event(), "payload": "hello"}, "payload",
              None),
-        Case("t-env-not-in-product", T, "env `qa1`, not an env of the product", {**tester_args(), "env": "qa1"}, "env",
+        Case("t-env-not-in-product", T, "env `qa1`, not an env of the product", {**args_of_a_test_event(), "env": "qa1"}, "env",
              '"qa1"', sends=True),
-        Case("t-env-not-mapped", T, "env `sbx`, with no registration to test", {**tester_args(), "env": "sbx"}, "env",
+        Case("t-env-not-mapped", T, "env `sbx`, with no registration to test", {**args_of_a_test_event(), "env": "sbx"}, "env",
              "sbx", sends=True),
         Case("p-bad-status", P, "`status: exploded`", {"product": PRODUCT, "status": "exploded"}, "status", "exploded"),
         Case("p-limit-zero", P, "`limit: 0`", {"product": PRODUCT, "limit": 0}, "limit", "0"),
@@ -189,7 +189,7 @@ def module_cases() -> list[Case]:
     ]
 
 
-def tester_args() -> dict[str, Any]:
+def args_of_a_test_event() -> dict[str, Any]:
     return {"product": PRODUCT, "access_tag": ACCESS_TAG, "webhook_tag": WEBHOOK, "env": "prd"}
 
 

@@ -36,6 +36,13 @@ LINKS = [("stripe-payments", "payment_succeeded", "dev"), ("paystack-payments", 
 TO_DELETE = [("stripe-payments", "charge_refunded", env) for env in ("prd", "stg", "dev")] + \
             [("paystack-payments", "transfer_success", env) for env in ("prd", "stg", "dev")]
 EVENTS = 3
+# The operations the hooks give real tags, uuids or event ids: each must succeed (2xx) at least once, so
+# that the fuzzer reached the work behind the lookup, not only a 404 or a 422.
+SUCCEED = ["POST /webhooks/v1/register", "POST /webhooks/v1/generate-link", "GET /webhooks/v1/webhooks",
+           "GET /webhooks/v1/deliveries", "GET /webhooks/v1/deliveries/summary", "POST /webhooks/v1/process/{uuid}",
+           "DELETE /webhooks/v1/registrations/{uuid}", "GET /webhooks/v1/deliveries/{event_id}",
+           "POST /webhooks/v1/deliveries/{event_id}/replay", "POST /webhooks/v1/deliveries/replay",
+           "POST /webhooks/v1/registrations/{uuid}/test"]
 
 
 def generate_link(server, receiver: str, access_tag: str, webhook_tag: str, env: str) -> dict:
@@ -117,6 +124,8 @@ def test_fuzzing_the_schema_finds_no_server_error_and_no_schema_break(tmp_path):
         # Every operation was exercised past the 404 of an unknown product, uuid or event.
         only_404 = sorted(operation for operation, counted in answers.items() if set(counted) <= {404})
         assert not only_404, f"these operations answered 404 to every case: {only_404}"
+        never_2xx = [operation for operation in SUCCEED if not any(200 <= status < 300 for status in answers[operation])]
+        assert not never_2xx, f"these operations never succeeded: {[(op, dict(answers[op])) for op in never_2xx]}"
         stored = harness.stored_rows(server)
         fuzzed = [row for row in stored if "/fuzz/" not in row["url"]]
         assert fuzzed, "no fuzzed registration was ever stored: the hooks did not reach the store"

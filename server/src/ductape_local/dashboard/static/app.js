@@ -10,6 +10,8 @@ const COUNT_PAGE = 250;
 const COUNT_PAGES = 4; // counting by listing (a server without the summary route) stops at 1000+
 const POLL_MS = 400;
 const POLL_LIMIT_MS = 15000;
+// How long a rotated registration's old link keeps forwarding (the rotate route's grace_seconds).
+const GRACES = [[3600, "old link works 1 hour more"], [86400, "old link works 1 day more"], [0, "old link stops now"]];
 
 const state = {
   products: [],
@@ -249,9 +251,10 @@ function copyButton(link) {
 }
 
 function actionsCell(registration) {
+  const box = el("div", {class: "actions"});
   const buttons = [];
-  // test, disable and enable are the lifecycle routes (our extension): a registration that carries a
-  // `state` comes from a server that has them.
+  // test, disable, enable and rotate are the lifecycle routes (our extension): a registration that
+  // carries a `state` comes from a server that has them.
   if (registration.state) {
     buttons.push(el("button", {type: "button", class: "small test-button", disabled: registration.state !== "enabled",
       onclick: () => testRegistration(registration)}, "Send test"));
@@ -263,7 +266,34 @@ function actionsCell(registration) {
         onclick: () => setState(registration, "enable")}, "Enable"));
     }
   }
-  return el("div", {class: "actions"}, buttons);
+  if (Number.isInteger(registration.generation)) {
+    buttons.push(el("button", {type: "button", class: "small rotate-button", onclick: () => askRotate()}, "Rotate"));
+  }
+  const showButtons = () => clear(box).append(...buttons);
+  // Rotating changes the link the provider must send to: the grace period is chosen, then confirmed.
+  function askRotate() {
+    const grace = el("select", {class: "grace", "aria-label": "Grace period of the old link"},
+      GRACES.map(([seconds, label]) => el("option", {value: String(seconds)}, label)));
+    clear(box).append(grace,
+      el("button", {type: "button", class: "small danger confirm-rotate",
+        onclick: () => rotate(registration, Number(grace.value))}, "Rotate link"),
+      el("button", {type: "button", class: "small ghost cancel-rotate", onclick: showButtons}, "Cancel"));
+  }
+  showButtons();
+  return box;
+}
+
+function linkCell(registration) {
+  const parts = [el("div", {class: "link-cell"}, el("code", {class: "link"}, registration.link), copyButton(registration.link))];
+  if (Number.isInteger(registration.generation)) {
+    parts.push(el("span", {class: "muted generation"}, `generation ${registration.generation}`));
+  }
+  const previous = registration.previous_link;
+  if (previous) {
+    parts.push(el("div", {class: "previous-link muted"}, "previous link ",
+      el("code", {class: "old-link"}, previous.link), ` forwards until ${when(previous.expires_at)}`));
+  }
+  return parts;
 }
 
 function ingressNote(registration) {
@@ -287,8 +317,8 @@ function registrationRow(webhook, registration, first, rows) {
         title: registration.active ? "an event was delivered" : "no event delivered yet"},
         registration.active ? "active" : "inactive"), ingressNote(registration)),
     el("td", {class: "url"}, el("span", {class: "mono"}, registration.method), " ", el("span", {class: "receiver mono"}, registration.url)),
-    el("td", {}, el("div", {class: "link-cell"}, el("code", {class: "link"}, registration.link), copyButton(registration.link))),
-    el("td", {}, providerCell(registration)),
+    el("td", {}, linkCell(registration)),
+    el("td", {class: "provider"}, providerCell(registration)),
     el("td", {}, actionsCell(registration)),
   );
   return el("tr", {"data-uuid": registration.uuid, "data-env": registration.productEnv}, cells);
@@ -345,6 +375,21 @@ async function setState(registration, action) {
   } catch (error) {
     if (error.status !== 401) notice(`${action} failed: ${error.message}`, true);
   }
+}
+
+// The page sends the generation it shows: when another client rotated the registration meanwhile, the
+// server refuses (409 naming both generations) instead of rotating it twice.
+async function rotate(registration, graceSeconds) {
+  try {
+    const answer = (await api("POST", `/webhooks/v1/registrations/${encodeURIComponent(registration.uuid)}/rotate`,
+      {grace_seconds: graceSeconds, expected_generation: registration.generation})).data;
+    const old = answer.previous_link ? `the old link forwards until ${when(answer.previous_link.expires_at)}`
+      : "the old link answers 410 now";
+    notice(`${registration.productEnv}: new link (generation ${answer.generation}); ${old}.`);
+  } catch (error) {
+    if (error.status !== 401) notice(`Rotate failed: ${error.message}`, true);
+  }
+  await renderApps();
 }
 
 // ---- deliveries ----------------------------------------------------------------------------------------

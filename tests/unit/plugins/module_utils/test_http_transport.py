@@ -3,7 +3,6 @@ connection the server closed, refusals, timeouts, proxies, TLS, redirects, and n
 from __future__ import annotations
 
 import base64
-import datetime
 import http.server
 import json
 import os
@@ -12,12 +11,12 @@ import ssl
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
 from ansible_collections.ductape.webhooks.plugins.module_utils import _http
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import DuctapeApiError, DuctapeClient
+from ansible_collections.ductape.webhooks.tests.reliability.stub_servers import ClosedPort, self_signed_certificate
 
 KEY = "dtl_transport_test_key"
 ENVELOPE = json.dumps({"status": True, "meta": {"next_cursor": None}, "data": []}).encode()
@@ -129,16 +128,9 @@ def test_concurrent_requests_beyond_the_pool_all_succeed_and_idle_ones_are_cappe
         assert all(len(idle) <= 2 for idle in sender._idle.values())
 
 
-def refused_url():
-    """A port that is bound (so nothing else takes it) but not listening: a connection is refused."""
-    holder = socket.socket()
-    holder.bind(("127.0.0.1", 0))
-    return holder, "http://127.0.0.1:%d" % holder.getsockname()[1]
-
-
 def test_a_refused_connection_is_connect_failed_with_its_cause_and_the_client_says_refused():
-    holder, url = refused_url()
-    with holder:
+    with ClosedPort() as closed:
+        url = closed.url
         with pytest.raises(_http.ConnectFailed) as raised:
             _http.Session().request("GET", url + "/z")
         assert isinstance(raised.value.__cause__, ConnectionRefusedError)
@@ -206,30 +198,6 @@ def test_proxy_variables_are_read_as_urllib_reads_them():
             "GET", "https://api.ductape.test/")
 
 
-def self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]),
-                       critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_file, key_file
-
-
 class TLSServer(Server):
     def __init__(self, cert_file, key_file):
         super().__init__()
@@ -243,7 +211,7 @@ class TLSServer(Server):
 
 
 def test_tls_verifies_against_the_trust_store_or_the_named_bundle_and_can_be_turned_off(tmp_path):
-    cert_file, key_file = self_signed(tmp_path)
+    cert_file, key_file = self_signed_certificate(tmp_path)
     with TLSServer(cert_file, key_file) as server:
         client = DuctapeClient(server.url, KEY, retries=0)
         with pytest.raises(DuctapeApiError) as failed:
@@ -258,7 +226,7 @@ def test_tls_verifies_against_the_trust_store_or_the_named_bundle_and_can_be_tur
 
 
 def test_https_through_a_proxy_tunnels_with_connect(tmp_path):
-    cert_file, key_file = self_signed(tmp_path)
+    cert_file, key_file = self_signed_certificate(tmp_path)
     tunnels = []
 
     class Tunnel(http.server.BaseHTTPRequestHandler):

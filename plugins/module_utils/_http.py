@@ -78,7 +78,7 @@ class Headers:
         return name.lower() in self._items
 
     def items(self):
-        return [item for item in self._items.values()]
+        return list(self._items.values())
 
 
 class Response:
@@ -100,7 +100,7 @@ class Response:
     def text(self):
         charset = "utf-8"
         for parameter in (self.headers.get("Content-Type") or "").split(";")[1:]:
-            name, _, value = parameter.strip().partition("=")
+            name, value = parameter.strip().partition("=")[::2]
             if name.lower() == "charset" and value:
                 charset = value.strip("\"'")
         try:
@@ -340,7 +340,7 @@ def _chained(error, cause):
 def _closed_by_peer(sock):
     """An idle kept-alive socket that is readable has been closed by the server (or sent garbage)."""
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        readable = select.select([sock], [], [], 0)[0]
     except (OSError, ValueError):
         return True
     return bool(readable)

@@ -26,12 +26,12 @@ REGISTRATION = {
 }
 
 
-
 def _refused() -> _http.ConnectFailed:
     """A refused connection as the transport raises it: its cause is the socket's error."""
     error = _http.ConnectFailed("the connection failed: [Errno 111] Connection refused")
     error.__cause__ = ConnectionRefusedError(111, "Connection refused")
     return error
+
 
 def client_for(http: ScriptedHTTP, **options) -> DuctapeClient:
     options.setdefault("retries", 3)

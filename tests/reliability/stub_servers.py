@@ -205,6 +205,25 @@ class FlakyProvider:
         self._server.server_close()
 
 
+def pump(source: socket.socket, sink: socket.socket) -> None:
+    """Copy bytes from source to sink until either end closes, then shut both down (one direction of a
+    tunnel; run one per direction)."""
+    try:
+        while True:
+            chunk = source.recv(65536)
+            if not chunk:
+                break
+            sink.sendall(chunk)
+    except OSError:
+        pass
+    finally:
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
 class DroppingProxy:
     """A TCP proxy to `target_port` that hangs up on its first `drops` connections without a word,
     as a load balancer does while the API restarts, and forwards every later one byte for byte."""
@@ -237,24 +256,7 @@ class DroppingProxy:
             self.forwarded += 1
             upstream = socket.create_connection(("127.0.0.1", self._target_port))
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while True:
-                chunk = source.recv(65536)
-                if not chunk:
-                    break
-                sink.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for end in (source, sink):
-                try:
-                    end.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+                threading.Thread(target=pump, args=(source, sink), daemon=True).start()
 
     def __enter__(self) -> "DroppingProxy":
         self._thread.start()

@@ -39,22 +39,6 @@ def answer(status: int = 200, data: Any = None, *, errors: str | None = None, me
     return Answer(status, body, all_headers)
 
 
-class CaseInsensitiveHeaders(dict):
-    """The headers a request carried, looked up in any spelling."""
-
-    def __init__(self, headers: dict[str, str]):
-        super().__init__((name.lower(), value) for name, value in headers.items())
-
-    def __getitem__(self, name: str) -> str:
-        return super().__getitem__(name.lower())
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and super().__contains__(name.lower())
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return super().get(name.lower(), default)
-
-
 class Sent:
     """One request as the client sent it."""
 
@@ -64,7 +48,7 @@ class Sent:
         parts = urlsplit(request.url)
         self.path = parts.path
         self.query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-        self.headers = CaseInsensitiveHeaders(request.headers)
+        self.headers = _http.Headers(request.headers.items())
         body = request.body
         if isinstance(body, bytes):
             body = body.decode("utf-8")

@@ -17,7 +17,7 @@ import pytest
 
 from ansible_collections.ductape.webhooks.plugins.module_utils import _http
 from ansible_collections.ductape.webhooks.plugins.module_utils.ductape_api import DuctapeApiError, DuctapeClient
-from ansible_collections.ductape.webhooks.tests.reliability.stub_servers import ClosedPort, self_signed_certificate
+from ansible_collections.ductape.webhooks.tests.reliability.stub_servers import ClosedPort, pump, self_signed_certificate
 
 KEY = "dtl_transport_test_key"
 # One request as the recording server got it.
@@ -243,24 +243,6 @@ def test_https_through_a_proxy_tunnels_with_connect(tmp_path):
             self.send_response(200)
             self.end_headers()
             self.wfile.flush()
-            sockets = [self.connection, upstream]
-
-            def pump(source, target):
-                try:
-                    while True:
-                        data = source.recv(65536)
-                        if not data:
-                            break
-                        target.sendall(data)
-                except OSError:
-                    pass
-                finally:
-                    for item in sockets:
-                        try:
-                            item.shutdown(socket.SHUT_RDWR)
-                        except OSError:
-                            pass
-
             other = threading.Thread(target=pump, args=(upstream, self.connection), daemon=True)
             other.start()
             pump(self.connection, upstream)

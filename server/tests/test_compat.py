@@ -13,7 +13,7 @@ import requests
 
 from conftest import CLOSED_URL, data_of, error_of, example_seed
 from ductape_local.access import MISSING_KEY, UNKNOWN_KEY
-from ductape_local.compat import ROW_KEYS, SessionTokens
+from ductape_local.compat import LISTING_PAGE, ROW_KEYS, SessionTokens
 from ductape_local.config import ServerConfig
 from ductape_local.testing import LocalServer, free_port
 
@@ -85,6 +85,26 @@ def test_the_listing_is_one_page_and_ignores_limit_cursor_and_the_tag_filter(com
     assert response.status_code == 200, body
     assert [w["tag"] for w in body["data"]] == ["charge_success", "transfer_success"]
     assert "next_cursor" not in body["meta"] and "product_envs" not in body["meta"]
+
+
+def test_the_one_page_holds_every_webhook_of_an_app_with_more_than_one_page_of_them():
+    seed = example_seed()
+    paystack = next(app for app in seed["apps"] if app["tag"] == "paystack")
+    extra = [f"event_{number:03d}" for number in range(LISTING_PAGE + 10)]
+    paystack["webhooks"] += [{"tag": tag, "name": tag} for tag in extra]
+    with LocalServer(seed, compat="ductape", ingress_url=INGRESS) as server:
+        headers = session(server)
+        data_of(call(server, "POST", "/webhooks/v1/generate-link", headers,
+                     json=link_body(webhook_tag=extra[-1], env="prd")))
+        response = call(server, "GET", "/webhooks/v1/webhooks", headers,
+                        params={"product": PRODUCT, "access_tag": ACCESS_TAG})
+        body = response.json()
+    assert response.status_code == 200, body
+    tags = [w["tag"] for w in body["data"]]
+    assert tags == sorted(["charge_success", "transfer_success"] + extra)  # every page, in tag order, once
+    assert body["meta"] == {}
+    registered_on_page_two = next(w["config"] for w in body["data"] if w["tag"] == extra[-1])
+    assert [r["productEnv"] for r in registered_on_page_two] == ["prd"] and set(registered_on_page_two[0]) == ROW
 
 
 def test_register_answers_rows_without_auth_digest_timestamps_or_provider_status(compat):

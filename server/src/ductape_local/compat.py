@@ -11,8 +11,9 @@ In compat mode the server:
   `/openapi.json` stay only with `--test-mode`, the test harness's own switch.
 - answers generate-link with the link string as `data`; register's `envs` and the listing's `config`
   rows with only `productEnv, appEnv, url, method, uuid, active` (url masked as in every answer); a
-  listing row as `{tag, name, config}`; the listing in one page (no `meta.next_cursor`, no
-  `meta.product_envs`; `limit`, `cursor` and our `webhook_tag` filter are ignored).
+  listing row as `{tag, name, config}`; the listing in one page, however many webhooks the app defines
+  (the gate reads every page of our own listing; no `meta.next_cursor`, no `meta.product_envs`;
+  `limit`, `cursor` and our `webhook_tag` filter are ignored).
 - requires a session token on the control-plane routes (Ductape's SDK exchanges its access key for a
   user token first). The exchange is this project's guess at it, not a confirmed route:
   `POST /webhooks/v1/session` with the access key (`Authorization: Bearer <key>` or
@@ -46,7 +47,7 @@ TEST_MODE_PATHS = ("/_local/", "/openapi.json")
 
 # The keys of a registration row as Ductape's own UI sees them.
 ROW_KEYS = ("productEnv", "appEnv", "url", "method", "uuid", "active")
-LISTING_PAGE = 250  # the contract's largest page: compat mode answers the listing in one page
+LISTING_PAGE = 250  # the contract's largest page: the gate reads the listing in pages of this size
 
 MISSING_TOKEN = ("missing session token: exchange the access key at POST " + ROUTE_SESSION
                  + " and send 'Authorization: Bearer <token>' or 'x-access-token: <token>'")
@@ -79,15 +80,18 @@ def shape_listing(data: list[dict[str, Any]]) -> list[dict[str, Any]]:
 SHAPES: dict[str, Callable[[Any], Any]] = {
     ROUTE_REGISTER: shape_register,
     ROUTE_GENERATE_LINK: shape_generate_link,
-    ROUTE_WEBHOOKS: shape_listing,
 }
 
 
-def listing_query(query_string: bytes) -> bytes:
-    """The listing's query as compat mode reads it: product and access_tag, one page of everything."""
+def listing_query(query_string: bytes, cursor: str | None = None) -> bytes:
+    """One page of the listing as compat mode reads it: product and access_tag, the largest page, and
+    the cursor of the page before (None for the first)."""
     kept = [(name, value) for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
             if name in ("product", "access_tag")]
-    return urlencode(kept + [("limit", str(LISTING_PAGE))]).encode("latin-1")
+    kept.append(("limit", str(LISTING_PAGE)))
+    if cursor is not None:
+        kept.append(("cursor", cursor))
+    return urlencode(kept).encode("latin-1")
 
 
 # Session tokens.
@@ -148,6 +152,25 @@ async def _drain(receive: Receive) -> None:
             return
 
 
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _collect(app: ASGIApp, scope: Scope, receive: Receive) -> tuple[int, Message, bytes]:
+    """Runs `app` on one request; its status, its http.response.start message and its whole body."""
+    start: dict[str, Any] = {}
+    chunks: list[bytes] = []
+
+    async def collecting_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, collecting_send)
+    return start.get("status", 500), start, b"".join(chunks)
+
+
 class CompatGate:
     """The outermost middleware in compat mode: the allowlist, the session tokens, the answers' shapes."""
 
@@ -185,8 +208,40 @@ class CompatGate:
         headers.append((b"authorization", b"Bearer " + key.encode("latin-1")))
         inner = dict(scope, headers=headers)
         if path == ROUTE_WEBHOOKS:
-            inner["query_string"] = listing_query(scope.get("query_string", b""))
+            await self._listing(inner, receive, send)
+            return
         await self.app(inner, receive, self._shaping_send(send, SHAPES[path]))
+
+    async def _listing(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Every page of our listing, answered as the one page the hosted Ductape answers. A failure of
+        any page is answered as it is. Each page's cursor is one the listing itself answered, so the
+        pages end; a cursor answered twice would be a loop, answered 500."""
+        query = scope.get("query_string", b"")
+        rows: list[Any] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            status, start, body = await _collect(self.app, dict(scope, query_string=listing_query(query, cursor)),
+                                                 receive)
+            if not start:  # the request ended without an answer (the client went away)
+                return
+            if status >= 300:
+                await send(start)
+                await send({"type": "http.response.body", "body": body})
+                return
+            envelope = json.loads(body)
+            rows.extend(envelope.get("data") or [])
+            cursor = (envelope.get("meta") or {}).get("next_cursor")
+            if not cursor:
+                break
+            if cursor in seen:
+                await _answer(send, 500, _failure("internal server error: the listing's pages do not end"))
+                return
+            seen.add(cursor)
+            receive = _no_body
+        envelope["data"] = shape_listing(rows)
+        envelope["meta"] = {}
+        await _answer(send, status, envelope)
 
     async def _session(self, credential: str | None, receive: Receive, send: Send) -> None:
         await _drain(receive)

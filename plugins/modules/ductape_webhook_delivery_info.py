@@ -44,12 +44,14 @@ options:
   webhook_tag:
     description:
       - Only deliveries of this webhook (its tag).
-      - With O(product) and O(access_tag), the task fails when the app defines no such webhook, naming the ones it does.
+      - With O(product) and O(access_tag), the task fails when the app defines no such webhook, naming the ones it does;
+        otherwise ductape-local refuses a webhook that no app of the product (or of the access key's products) defines.
     type: str
   env:
     description:
       - Only deliveries in this product environment (its slug, for example C(prd)).
-      - With O(product) and O(access_tag), the task fails when the product has no such env, naming its envs.
+      - The task fails when the product has no such env, naming its envs (read first with O(product) and
+        O(access_tag); otherwise ductape-local refuses it).
     type: str
   status:
     description:

@@ -45,12 +45,12 @@ options:
   webhook_tag:
     description:
       - Only deliveries of this webhook. With O(access_tag), the task fails when the app defines no such webhook,
-        naming the ones it does.
+        naming the ones it does; without it, ductape-local refuses a webhook that none of the product's apps defines.
     type: str
   env:
     description:
-      - Only deliveries in this product environment. With O(access_tag), the task fails when the product has no such
-        env, naming its envs.
+      - Only deliveries in this product environment. The task fails when the product has no such env, naming its
+        envs (read first with O(access_tag); without it, ductape-local refuses it), before anything is replayed.
     type: str
   registration_uuid:
     description: Only deliveries of the registration with this uuid (RV(ductape.webhooks.ductape_webhook#module:envs[].uuid)).

@@ -11,7 +11,8 @@ the stored registrations after it:
 - ductape_webhook_test: check mode sends nothing, a receiver that accepts, one that answers 500 (the
   task fails showing every attempt), one that holds the event past wait_timeout (the task fails saying so);
 - ductape_webhook_replay: check mode is the dry run (counts, queues nothing: the delivery is read back
-  unchanged), then by filter, then by event id; an unknown access tag is refused; in check mode a
+  unchanged), then by filter, then by event id; an unknown access tag is refused, and so is an env or a
+  webhook the product lacks when no access tag is given (by the server); in check mode a
   delivery of a deleted registration is not counted as one to queue;
 - ductape_webhook's prune=disabled in the batch form, with prune_keep.
 """
@@ -167,6 +168,13 @@ def steps(ok, fail, hold):
         Step("replay_no_filter", replay(), expect_failure=True, read_state=False),
         Step("replay_bad_access_tag", replay(access_tag="nope-payments", status="failed"), expect_failure=True,
              read_state=False),
+        # without access_tag the module cannot read the app's webhooks or the product's envs: the server
+        # refuses a filter that names none of them (it used to match nothing, which read as "nothing failed")
+        Step("replay_bad_env_alone", replay(env="qas", status="failed"), expect_failure=True, read_state=False),
+        Step("replay_bad_webhook_alone", replay(webhook_tag="payment_suceeded"), check_mode=True, expect_failure=True,
+             read_state=False),
+        Step("deliveries_bad_env_alone", {"ductape.webhooks.ductape_webhook_delivery_info": {
+            "product": PRODUCT, "env": "qas"}}, expect_failure=True, read_state=False),
         # Pruning in the batch form: dispute_created (dev, prd) is declared nowhere, charge_captured is kept.
         Step("prune_check", prune, check_mode=True),
         Step("prune", prune),
@@ -420,6 +428,16 @@ def test_replay_refuses_an_unknown_env_and_a_call_without_any_filter(run):
     assert lifecycle_writes(run, "replay_no_filter") == {}
     assert 'unknown access tag "nope-payments"' in run.result("replay_bad_access_tag")["msg"]
     assert lifecycle_writes(run, "replay_bad_access_tag") == {}
+
+
+def test_replay_and_delivery_info_refuse_a_filter_the_product_lacks_without_an_access_tag(run):
+    run = run[0]
+    assert '"qas" is not an env of product "my-product" (prd, stg, dev)' in run.result("replay_bad_env_alone")["msg"]
+    assert lifecycle_writes(run, "replay_bad_env_alone") == {"POST /webhooks/v1/deliveries/replay": 1}
+    failed = run.result("replay_bad_webhook_alone")
+    assert 'webhook_tag: no app of product "my-product" defines a webhook "payment_suceeded"' in failed["msg"]
+    assert "matched" not in failed, "refused, not counted as 0 matched"
+    assert '"qas" is not an env of product "my-product"' in run.result("deliveries_bad_env_alone")["msg"]
 
 
 def test_replay_does_not_count_a_delivery_of_a_deleted_registration_as_one_to_queue(run):

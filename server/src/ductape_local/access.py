@@ -80,6 +80,38 @@ class Access:
             )
         return webhook
 
+    def check_filter(self, products: Iterable[Product], access_tag: str | None, webhook_tag: str | None,
+                     env: str | None) -> None:
+        """A filter of the delivery log (list, summary, bulk replay) names only what `products` have: an
+        access tag one of them connects, a webhook that tag's app (or any of their apps) defines, one of
+        their envs. A misspelt filter is refused, never answered as "nothing matched"."""
+        products = list(products)
+        connections = [c for product in products for c in product.connections.values()]
+        if access_tag is not None:
+            connections = [c for c in connections if c.access_tag == access_tag]
+            if not connections:
+                if len(products) == 1:
+                    self.connection(products[0], access_tag)  # its 404
+                raise ApiError(404, f"access_tag: unknown access tag {quoted(access_tag)} for the products of "
+                                    "this access key")
+        if webhook_tag is not None and not any(webhook_tag in self.catalog.apps[c.app].webhooks for c in connections):
+            if access_tag is not None:
+                self.webhook(connections[0], webhook_tag)  # its 404
+            owner = f"product {quoted(products[0].tag)}" if len(products) == 1 else "the products of this access key"
+            raise ApiError(404, f"webhook_tag: no app of {owner} defines a webhook {quoted(webhook_tag)}")
+        if env is not None and not any(env in product.envs for product in products):
+            if len(products) == 1:
+                check_product_env(products[0], env, "env")
+            raise ApiError(422, f"env: {quoted(env)} is not an env of any product of this access key")
+
+
+def check_product_env(product: Product, slug: str, field: str) -> None:
+    """422 naming the product's envs when `slug` is not one of them."""
+    if slug not in product.envs:
+        raise ApiError(
+            422, f"{field}: {quoted(slug)} is not an env of product {quoted(product.tag)} ({', '.join(product.envs)})"
+        )
+
 
 def access(
     request: Request,

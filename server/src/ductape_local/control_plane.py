@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
 from pydantic_core import PydanticCustomError
 
-from ductape_local.access import Access, AccessDep
+from ductape_local.access import Access, AccessDep, check_product_env
 from ductape_local.auth_digest import mask_auth, mask_url
 from ductape_local.catalog import ENV_SLUG, HTTP_METHODS, Catalog, Connection, Product, is_http_url
 from ductape_local.cursor import BadCursor, decode_cursor, encode_cursor
@@ -138,10 +138,7 @@ COMMON_FAILURES = (401, 403, 404, 405, 422, 429, 503)
 
 
 def check_env(product: Product, connection: Connection, slug: str, field: str) -> None:
-    if slug not in product.envs:
-        raise ApiError(
-            422, f"{field}: {quoted(slug)} is not an env of product {quoted(product.tag)} ({', '.join(product.envs)})"
-        )
+    check_product_env(product, slug, field)
     if slug not in connection.envs:
         raise ApiError(
             422, f"{field}: env {quoted(slug)} is not mapped to an app env for access tag {quoted(connection.access_tag)}"

@@ -26,7 +26,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from .control_plane import AccessDep
+from .access import AccessDep
 from .cursor import decode_cursor, encode_cursor
 from .envelope import ApiError, quoted, success
 from .events import DELIVERED, FAILED, IN_FLIGHT, PENDING, DeliveryFilter, Target
@@ -138,6 +138,7 @@ def list_deliveries(
     cursor: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
     products = (grant.product(product).tag,) if product is not None else tuple(sorted(grant.products))
+    grant.check_filter((grant.catalog.products[tag] for tag in products if tag in grant.catalog.products), access_tag, webhook_tag, env)
     where = DeliveryFilter(
         products=products,
         access_tag=access_tag,
@@ -161,8 +162,9 @@ def deliveries_summary(
     webhook_tag: Annotated[str | None, Query(min_length=1)] = None,
     env: Annotated[str | None, Query(min_length=1)] = None,
 ) -> dict[str, Any]:
-    where = DeliveryFilter(products=(grant.product(product).tag,), access_tag=access_tag,
-                           webhook_tag=webhook_tag, env=env)
+    found_product = grant.product(product)
+    grant.check_filter((found_product,), access_tag, webhook_tag, env)
+    where = DeliveryFilter(products=(found_product.tag,), access_tag=access_tag, webhook_tag=webhook_tag, env=env)
     found = _middleware(request).events.summary(where)
     states = found["states"]
     last = found["last_rejection"]

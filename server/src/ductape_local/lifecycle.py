@@ -196,6 +196,7 @@ async def send_test_event(uuid: str, request: Request, grant: AccessDep,
              summary="Replay every delivery a filter selects (oldest first, at most limit); dry_run counts only")
 def replay_deliveries(request: Request, body: ReplayRequest, grant: AccessDep) -> dict[str, Any]:
     product = grant.product(body.product)
+    grant.check_filter((product,), body.access_tag, body.webhook_tag, body.env)
     uuids = None
     if body.registration_uuid is not None:
         registration = _registration(grant, body.registration_uuid)

@@ -106,33 +106,60 @@ run_line() {  # $1 = core, $2 = X.Y
          "with pyenv)" >&2
     return 1
   }
+  local begun=$SECONDS
   ensure_venv "$core" "$python" || { echo "test-matrix: $core: installing its virtualenv failed" >&2; return 1; }
+  step "$core: virtualenv ready after $((SECONDS - begun)) s (load average $(load))"
+  begun=$SECONDS
   # This line's commands first on PATH: the smoke and the integration tests run ansible-* from its bin.
   local status=0
   PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv" ANSIBLE_COLLECTIONS_PATH="$REPO/.build/collections" \
     "$venv/bin/python" scripts/matrix_smoke.py --core "$core" --python "$minor" || status=1
+  step "$core: matrix_smoke.py took $((SECONDS - begun)) s (load average $(load))"
+  begun=$SECONDS
   PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv" ANSIBLE_COLLECTIONS_PATH="$REPO/.build/collections" \
     "$venv/bin/python" -m pytest -q -p no:cacheprovider "${INTEGRATION[@]}" || status=1
+  step "$core: the integration core took $((SECONDS - begun)) s (load average $(load))"
   return $status
 }
 
+# The lines run at once, each in its own processes (its virtualenv, its ductape-local servers on free ports,
+# its pytest temp directory), so that the two cores are both busy: each line's output goes to
+# .build/matrix/<core>.log and is printed whole, line by line in MATRIX order, once that line has ended.
+# MATRIX_SERIAL=1 runs them one after the other instead, printing as they go.
 selected=("$@")
 failed=()
 summary=()
+declare -A pids=() logs=() started=()
+mkdir -p "$REPO/.build/matrix"
 for line in "${MATRIX[@]}"; do
   read -r core minor <<<"$line"
   if [[ ${#selected[@]} -gt 0 && ! " ${selected[*]} " == *" $core "* ]]; then
     continue
   fi
   step "ansible-core $core on Python $minor (load average $(load))"
-  started=$SECONDS
-  if run_line "$core" "$minor"; then
-    result=passed
+  started[$core]=$SECONDS
+  if [[ -n "${MATRIX_SERIAL:-}" ]]; then
+    if run_line "$core" "$minor"; then result=passed; else result=FAILED; failed+=("$core"); fi
+    summary+=("ansible-core $core (Python $minor): $result in $((SECONDS - started[$core])) s, load average after $(load)")
   else
-    result=FAILED
-    failed+=("$core")
+    logs[$core]="$REPO/.build/matrix/$core.log"
+    (
+      begun=$(date +%s)
+      status=0
+      run_line "$core" "$minor" || status=1
+      echo "$(( $(date +%s) - begun )) s, load average after $(load)" >"${logs[$core]}.took"
+      exit $status
+    ) >"${logs[$core]}" 2>&1 &
+    pids[$core]=$!
   fi
-  summary+=("ansible-core $core (Python $minor): $result in $((SECONDS - started)) s, load average after $(load)")
+done
+for line in "${MATRIX[@]}"; do
+  read -r core minor <<<"$line"
+  [[ -n "${pids[$core]:-}" ]] || continue
+  if wait "${pids[$core]}"; then result=passed; else result=FAILED; failed+=("$core"); fi
+  summary+=("ansible-core $core (Python $minor): $result in $(cat "${logs[$core]}.took" 2>/dev/null || echo "? s")")
+  echo "test-matrix: ---- ansible-core $core: ${logs[$core]#"$REPO"/} ----"
+  sed "s/^/[$core] /" "${logs[$core]}"
 done
 [[ ${#summary[@]} -gt 0 ]] || fail "no line of the matrix matches: $* (the lines: ${MATRIX[*]})"
 printf 'test-matrix: %s\n' "${summary[@]}"

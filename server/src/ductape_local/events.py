@@ -18,6 +18,7 @@ refused at the door and the repeats acknowledged without a delivery; the group c
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -28,6 +29,7 @@ from typing import Any, Callable, Iterable, TypeVar
 from .store import Registration, immediate_transaction
 
 _T = TypeVar("_T")
+log = logging.getLogger(__name__)
 
 PENDING = "pending"
 IN_FLIGHT = "in_flight"
@@ -263,6 +265,11 @@ _IDS_PER_STATEMENT = 500
 
 # The longest a writer (group commit, claim, recorder) sleeps between two tries for SQLite's write lock.
 WRITE_LOCK_POLL_S = 0.0005
+# The checkpoint thread (EventStore.start_checkpoints): how often it checkpoints, the WAL size (pages)
+# past which it makes the WAL start over from its beginning, and how long that may wait for readers.
+CHECKPOINT_EVERY_S = 0.05
+CHECKPOINT_RESTART_PAGES = 16384
+CHECKPOINT_RESTART_WAIT_S = 0.2
 
 _INSERT_EVENTS = (
     "INSERT INTO middleware_events (event_id, registration_uuid, product, access_tag, "
@@ -326,6 +333,9 @@ class EventStore:
         self._busy_timeout_s = busy_timeout_s
         self._local = threading.local()
         self._last_prune = 0.0
+        # set by start_checkpoints: connections made after it leave checkpoints to the checkpoint thread
+        self._checkpoint_thread: threading.Thread | None = None
+        self._checkpoint_stop = threading.Event()
         with self._connection() as conn:
             conn.executescript(_SCHEMA)
             present = {row["name"] for row in conn.execute("PRAGMA table_info(middleware_events)")}
@@ -353,8 +363,53 @@ class EventStore:
             # NORMAL in WAL mode: a committed event survives the process being killed; only an
             # operating-system crash could lose the last commits.
             conn.execute("PRAGMA synchronous=NORMAL")
+            if self._checkpoint_thread is not None:
+                conn.execute("PRAGMA wal_autocheckpoint=0")
             self._local.conn = conn
         return conn
+
+    # --- WAL checkpoints ------------------------------------------------------------------
+
+    def start_checkpoints(self) -> None:
+        """Moves WAL checkpoints off the writers into a thread of their own.
+
+        With SQLite's automatic checkpoint, the connection whose commit takes the WAL past 1,000 pages
+        copies them into the database file and fsyncs both files before its commit call returns: on
+        whichever thread that is (the group commit, before the 202s and the wake-up of a delivery
+        thread; a claim; the recorder), a few milliseconds every few hundred events. The thread here
+        checkpoints every CHECKPOINT_EVERY_S (PASSIVE: it waits for no reader or writer), and with
+        RESTART once the WAL file holds CHECKPOINT_RESTART_PAGES (readers that keep the WAL from
+        starting over could otherwise let it grow without bound under load). Durability is unchanged:
+        a commit is in the WAL (and survives a killed process) before it returns. Connections made
+        after this call leave checkpoints to the thread; `stop_checkpoints` ends it."""
+        if self._checkpoint_thread is not None:
+            return
+        self._checkpoint_stop.clear()
+        self._checkpoint_thread = threading.Thread(target=self._checkpoints, name="ductape-checkpoint", daemon=True)
+        self._checkpoint_thread.start()
+
+    def stop_checkpoints(self, wait_s: float = 2.0) -> None:
+        thread, self._checkpoint_thread = self._checkpoint_thread, None
+        if thread is not None:
+            self._checkpoint_stop.set()
+            thread.join(wait_s)
+
+    def _checkpoints(self) -> None:
+        # RESTART waits for readers, and blocks writers while it waits: at most this long
+        conn = sqlite3.connect(self._db_path, timeout=CHECKPOINT_RESTART_WAIT_S, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            while not self._checkpoint_stop.wait(CHECKPOINT_EVERY_S):
+                try:
+                    # copies what was committed since the last one (nothing new: a look at the WAL index)
+                    _, wal_pages, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if wal_pages >= CHECKPOINT_RESTART_PAGES:
+                        conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                except sqlite3.Error as error:
+                    log.warning("WAL checkpoint failed: %s", type(error).__name__)
+        finally:
+            conn.close()
 
     def close_thread_connection(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -174,6 +174,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Runs the delivery worker for as long as the server runs."""
     worker = app.state.middleware.worker
     backpressure = app.state.middleware.backpressure
+    app.state.middleware.events.start_checkpoints()
     worker.start()
     backpressure.start()
     try:
@@ -183,6 +184,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(backpressure.stop, 2.0)
         await run_in_threadpool(app.state.middleware.group_commit.stop, 2.0)
         await run_in_threadpool(worker.stop, 2.0)
+        await run_in_threadpool(app.state.middleware.events.stop_checkpoints, 2.0)
 
 
 def _middleware(request: Request) -> Middleware:

@@ -87,8 +87,7 @@ def flatmap_body(ctx, body):
         body = {**body, "envs": [{**e, "url": _loopback(e.get("url"))} if isinstance(e, dict) and "url" in e else e
                                  for e in body["envs"]]}
     if _path(ctx).endswith("/deliveries/replay") and "product" in body:
-        return st.one_of(st.just(body), st.sampled_from(ACCESS_TAGS).map(
-            lambda tag: {**body, "product": PRODUCT, "access_tag": tag}))
+        return st.one_of(st.just(body), _real_filter(body))
     if not _path(ctx).endswith(("/register", "/generate-link")):
         return st.just(body)
     realistic = st.sampled_from(ACCESS_TAGS).flatmap(
@@ -102,8 +101,23 @@ def flatmap_query(ctx, query):
     if not isinstance(query, dict) or "product" not in query or not _path(ctx).endswith(
             ("/webhooks", "/deliveries", "/deliveries/summary")):
         return st.just(query)
-    return st.one_of(st.just(query), st.sampled_from(ACCESS_TAGS).map(
-        lambda tag: {**query, "product": PRODUCT, "access_tag": tag}))
+    return st.one_of(st.just(query), _real_filter(query))
+
+
+def _real_filter(fields):
+    """The delivery log's filter (query or replay body) on the seed's product and one access tag, with
+    a webhook tag of its app and an env of the product where the fuzzer put one (the server refuses
+    names the product lacks)."""
+    def real(drawn):
+        tag, webhook_tag, env = drawn
+        found = {**fields, "product": PRODUCT, "access_tag": tag}
+        if "webhook_tag" in found:
+            found["webhook_tag"] = webhook_tag
+        if "env" in found:
+            found["env"] = env
+        return found
+    return st.sampled_from(ACCESS_TAGS).flatmap(
+        lambda tag: st.tuples(st.just(tag), st.sampled_from(WEBHOOK_TAGS[tag]), st.sampled_from(ENVS))).map(real)
 
 
 def _real_path_values(ctx):

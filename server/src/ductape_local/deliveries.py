@@ -137,10 +137,12 @@ def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
-    products = (grant.product(product).tag,) if product is not None else tuple(sorted(grant.products))
-    grant.check_filter((grant.catalog.products[tag] for tag in products if tag in grant.catalog.products), access_tag, webhook_tag, env)
+    # the seed refuses a key whose products are not all in the catalog
+    scope = ((grant.product(product),) if product is not None
+             else tuple(grant.catalog.products[tag] for tag in sorted(grant.products)))
+    grant.check_filter(scope, access_tag, webhook_tag, env)
     where = DeliveryFilter(
-        products=products,
+        products=tuple(found.tag for found in scope),
         access_tag=access_tag,
         webhook_tag=webhook_tag,
         env=env,
